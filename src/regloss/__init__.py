@@ -1,0 +1,39 @@
+"""regloss: regression losses defined once, with exact gradients and strict inputs.
+
+Each loss is defined once as rho/psi/psi_prime on the residual ``prediction - target``
+(:mod:`regloss.losses`) and served to NumPy (:mod:`regloss.numpy`), PyTorch
+(:mod:`regloss.torch`) and JAX (:mod:`regloss.jax`). The framework front-ends are
+imported lazily; ``import regloss`` needs only NumPy.
+
+Examples
+--------
+>>> import regloss
+>>> regloss.available_losses()
+['mse', 'mae', 'huber', 'smooth_l1']
+>>> regloss.get_loss("huber", delta=1.345)
+huber(delta=1.345)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._version import __version__
+from .losses import Loss, available_losses, get_loss, register
+
+__all__ = [
+    "Loss",
+    "__version__",
+    "available_losses",
+    "check_gradients",
+    "get_loss",
+    "register",
+]
+
+
+def check_gradients(loss: Any, **params: Any) -> Any:
+    """Compare analytic derivatives with autodiff and finite differences; see
+    :func:`regloss.gradcheck.check_gradients`."""
+    from .gradcheck import check_gradients as _check
+
+    return _check(loss, **params)

@@ -1,0 +1,173 @@
+"""Reductions, weights, masks and NaN omission: the one implementation every front-end uses.
+
+Given checked inputs (:class:`~regloss._validate.Prepared`) and a loss, :func:`forward`
+returns the reduced value and, when asked, ``psi_f``: the elementwise
+:math:`\\psi(r)\\,f` (``f`` = weight × mask). The gradient with respect to the prediction
+is then ``psi_f * (grad_output * scale)``; the target's is its negative. Masking is built
+into the arithmetic: masked residuals are replaced by 0 *before* the loss sees them
+(every loss has :math:`\\rho(0) = \\psi(0) = 0`), so a NaN or inf target there cannot
+reach a value or a gradient.
+
+Reductions, for an elementwise factor :math:`f` (1 when absent):
+
+=============  ====================================================================
+``none``       :math:`f_i\\,\\rho(r_i)`, the prediction's shape
+``sum``        :math:`\\sum_i f_i\\,\\rho(r_i)`
+``mean``       :math:`\\sum_i f_i\\,\\rho(r_i) / \\sum_i f_i` (0 when everything is masked)
+``batchmean``  ``mean`` × D, D = elements per sample: :math:`\\frac1N\\sum_n\\lVert r_n\\rVert^2`
+               for MSE without weights
+=============  ====================================================================
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from ._namespace import astype
+from ._typing import Array
+from ._validate import Prepared
+from .losses import Loss
+
+__all__ = ["BLOCK", "Forward", "compute_dtype", "forward", "psi_factor", "residual", "sum_to_shape"]
+
+
+class Forward(NamedTuple):
+    """Result of :func:`forward`."""
+
+    value: Array
+    #: Elementwise part of the gradient, or None when not requested: :math:`\psi(r)\,f`,
+    #: or :math:`r` for a loss with linear :math:`\psi` (``Loss.psi_slope``).
+    psi_f: Array | None
+    #: The rest: d value / d prediction = ``psi_f * grad_output * scale``.
+    scale: Any
+
+
+def compute_dtype(xp: Any, prep: Prepared) -> Any:
+    """float32 for half-precision inputs, otherwise the promoted input dtype."""
+    if prep.upcast:
+        return xp.float32
+    p, t = prep.prediction, prep.target
+    return p.dtype if p.dtype == t.dtype else xp.result_type(p, t)
+
+
+def residual(xp: Any, prep: Prepared, dtype: Any) -> Array:
+    """``prediction - target`` in ``dtype``, with masked elements set to exactly 0."""
+    r = astype(prep.prediction, dtype) - astype(prep.target, dtype)
+    if prep.keep is not None:
+        r = xp.where(prep.keep, r, 0.0)
+    return r
+
+
+def _factor(xp: Any, prep: Prepared, dtype: Any) -> Array | None:
+    f = None if prep.weight is None else astype(prep.weight, dtype)
+    if prep.keep is not None:
+        k = astype(prep.keep, dtype)
+        f = k if f is None else f * k
+    return f
+
+
+def _scale(xp: Any, prep: Prepared, f: Array | None) -> Any:
+    shape = prep.shape
+    numel = 1
+    for s in shape:
+        numel *= s
+    if prep.reduction in ("none", "sum"):
+        return 1.0
+    per_sample = numel // shape[0] if prep.reduction == "batchmean" else 1
+    if f is None:
+        return per_sample / numel
+    f_numel = 1
+    for s in f.shape:
+        f_numel *= int(s)
+    # f is either full-shaped or a per-sample (N, 1, ...) view: scale its sum accordingly.
+    den = xp.sum(f) * (numel // f_numel)
+    positive = den > 0
+    return xp.where(positive, per_sample / xp.where(positive, den, 1.0), 0.0)
+
+
+#: Inputs longer than this are reduced in blocks of this many elements, so the residual
+#: and psi temporaries stay in cache: a training step then reads prediction and target
+#: once and writes psi once, instead of streaming every temporary through memory.
+BLOCK = 1 << 18
+
+
+def forward(loss: Loss, xp: Any, prep: Prepared, *, need_psi: bool) -> Forward:
+    """Reduced loss value and (optionally) ``psi_f`` for the gradient."""
+    dtype = compute_dtype(xp, prep)
+    if prep.weight is None and prep.keep is None and prep.reduction != "none":
+        numel = 1
+        for s in prep.shape:
+            numel *= s
+        scale = _scale(xp, prep, None)
+        if numel > 4 * BLOCK and _blockable(xp, prep):
+            total, psi = _blocked(loss, xp, prep, dtype, numel, need_psi)
+        else:
+            r = residual(xp, prep, dtype)
+            if not need_psi:
+                return Forward(loss.rho_sum(r) * scale, None, scale)
+            if loss.psi_slope is not None:
+                # psi(r) = slope * r: keep r and fold the slope into the scale (no pass).
+                return Forward(loss.rho_sum(r) * scale, r, scale * loss.psi_slope)
+            total, psi = loss.rho_sum_and_psi(r)
+        return Forward(total * scale, psi, scale)
+
+    r = residual(xp, prep, dtype)
+    f = _factor(xp, prep, dtype)
+    scale = _scale(xp, prep, f)
+    value = loss.rho(r) if f is None else loss.rho(r) * f
+    psi_f = None
+    if need_psi:
+        psi_f = loss.psi(r) if f is None else loss.psi(r) * f
+    if prep.reduction == "none":
+        if prep.shape != tuple(value.shape):
+            value = xp.broadcast_to(value, prep.shape)
+        return Forward(value, psi_f, 1.0)
+    return Forward(xp.sum(value) * scale, psi_f, scale)
+
+
+def psi_factor(xp: Any, prep: Prepared, psi: Any) -> tuple[Array, Any]:
+    """``(psi(r) * f, scale)`` built from differentiable operations (double backward)."""
+    dtype = compute_dtype(xp, prep)
+    r = residual(xp, prep, dtype)
+    f = _factor(xp, prep, dtype)
+    psi_f = psi(r) if f is None else psi(r) * f
+    return psi_f, _scale(xp, prep, f)
+
+
+def _blockable(xp: Any, prep: Prepared) -> bool:
+    # Blocks write into a preallocated psi: NumPy and PyTorch only (JAX arrays are
+    # immutable, and XLA fuses the passes anyway), and only without broadcasting.
+    p, t = prep.prediction, prep.target
+    return tuple(p.shape) == tuple(t.shape) and xp.__name__ in ("numpy", "torch")
+
+
+def _blocked(
+    loss: Loss, xp: Any, prep: Prepared, dtype: Any, numel: int, need_psi: bool
+) -> tuple[Array, Array | None]:
+    p = xp.reshape(prep.prediction, (-1,))
+    t = xp.reshape(prep.target, (-1,))
+    psi = xp.empty(prep.shape, dtype=dtype) if need_psi else None
+    psi_flat = None if psi is None else xp.reshape(psi, (-1,))
+    total = 0.0
+    for start in range(0, numel, BLOCK):
+        stop = min(start + BLOCK, numel)
+        rb = astype(p[start:stop], dtype) - astype(t[start:stop], dtype)
+        if psi_flat is None:
+            total = total + loss.rho_sum(rb)
+        else:
+            part, psi_b = loss.rho_sum_and_psi(rb)
+            psi_flat[start:stop] = psi_b
+            total = total + part
+    return total, psi
+
+
+def sum_to_shape(xp: Any, g: Array, shape: tuple[int, ...]) -> Array:
+    """Sum a broadcast gradient back to an input's ``shape``."""
+    if tuple(g.shape) == shape:
+        return g
+    lead = g.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(
+        lead + i for i, s in enumerate(shape) if s == 1 and g.shape[lead + i] != 1
+    )
+    out = xp.sum(g, axis=axes, keepdims=True) if axes else g
+    return xp.reshape(out, shape)

@@ -1,0 +1,258 @@
+"""The only place that checks user input.
+
+Every front-end calls :func:`prepare`; it checks shapes, dtypes, weights, masks and the
+NaN policy, and returns a :class:`Prepared` record that :mod:`regloss._reduce` consumes.
+With every option off the checks cost no pass over the data: only shapes and dtypes are
+looked at.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from ._namespace import backend_name
+from ._typing import Array
+
+__all__ = [
+    "NAN_POLICIES",
+    "REDUCTIONS",
+    "Prepared",
+    "check_loss_param",
+    "check_nan_policy",
+    "check_reduction",
+    "prepare",
+]
+
+REDUCTIONS = ("none", "sum", "mean", "batchmean")
+NAN_POLICIES = ("propagate", "omit", "raise")
+_HALF = frozenset({"float16", "bfloat16"})
+
+
+class Prepared(NamedTuple):
+    """Checked inputs, ready for :mod:`regloss._reduce`."""
+
+    prediction: Array
+    target: Array
+    #: Broadcast shape of prediction and target (equal to both unless ``broadcast=True``).
+    shape: tuple[int, ...]
+    #: Non-negative weights broadcastable to ``shape``, or None.
+    weight: Array | None
+    #: Boolean "use this element" array broadcastable to ``shape``, or None for all.
+    keep: Array | None
+    reduction: str
+    #: True when the inputs are float16/bfloat16 and are computed in float32.
+    upcast: bool
+
+
+def check_loss_param(
+    loss: str, name: str, value: Any, *, low: float, allow_low: bool = False
+) -> float:
+    """A finite real tuning parameter ``> low`` (``>= low`` with ``allow_low``), as a float."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ValueError(
+            f"{loss}: parameter {name} must be a real number, got {value!r} "
+            f"({type(value).__name__})"
+        )
+    v = float(value)
+    bad = not math.isfinite(v) or (v < low if allow_low else v <= low)
+    if bad:
+        bound = f">= {low:g}" if allow_low else f"> {low:g}"
+        raise ValueError(f"{loss}: parameter {name} must be finite and {bound}, got {value!r}")
+    return v
+
+
+def check_reduction(reduction: Any) -> str:
+    """``reduction`` if it is one of :data:`REDUCTIONS`."""
+    if reduction not in REDUCTIONS:
+        raise ValueError(
+            f"reduction must be one of {', '.join(map(repr, REDUCTIONS))}, got {reduction!r}"
+        )
+    return str(reduction)
+
+
+def check_nan_policy(nan_policy: Any) -> str:
+    """``nan_policy`` if it is one of :data:`NAN_POLICIES`."""
+    if nan_policy not in NAN_POLICIES:
+        raise ValueError(
+            f"nan_policy must be one of {', '.join(map(repr, NAN_POLICIES))}, got {nan_policy!r}"
+        )
+    return str(nan_policy)
+
+
+def _dtype_name(x: Array) -> str:
+    return str(x.dtype).removeprefix("torch.")
+
+
+_FLOAT_KIND: dict[Any, bool] = {}
+
+
+def _check_float(name: str, x: Array) -> bool:
+    """Raise unless ``x`` is real floating point; return whether it is half precision."""
+    dtype = x.dtype
+    half = _FLOAT_KIND.get(dtype)
+    if half is not None:
+        return half
+    dt = _dtype_name(x)
+    if dt.startswith(("float", "bfloat")):
+        half = dt in _HALF or dt.startswith("float8")
+        _FLOAT_KIND[dtype] = half
+        return half
+    raise TypeError(
+        f"{name} has dtype {dt}; losses need floating-point inputs: cast first "
+        f"(e.g. {name}.float() in PyTorch, {name}.astype(np.float32) in NumPy)"
+    )
+
+
+def _shape(x: Array) -> tuple[int, ...]:
+    return tuple(int(s) for s in x.shape)
+
+
+def _is_traced(x: Array) -> bool:
+    """True for a JAX tracer (inside jit/grad/vmap), whose values cannot be inspected."""
+    if backend_name(x) != "jax":
+        return False
+    import jax
+
+    return isinstance(x, jax.core.Tracer)
+
+
+def _per_sample_view(xp: Any, name: str, arr: Array, shape: tuple[int, ...]) -> Array:
+    """``arr`` of ``shape`` or ``(N,)`` (one value per sample), viewed to broadcast to shape."""
+    s = _shape(arr)
+    if s == shape:
+        return arr
+    if len(shape) >= 1 and s == (shape[0],):
+        return xp.reshape(arr, (shape[0],) + (1,) * (len(shape) - 1))
+    per_sample = f" or ({shape[0]},) for one {name} per sample along dimension 0" if shape else ""
+    raise ValueError(
+        f"{name} has shape {s} but must have the prediction's shape {shape}{per_sample}"
+    )
+
+
+def _first_index(flags: Array, shape: tuple[int, ...]) -> tuple[int, ...]:
+    flat = int(np.argmax(np.asarray(_to_numpy(flags)).reshape(-1)))
+    return tuple(int(i) for i in np.unravel_index(flat, shape)) if shape else ()
+
+
+def _to_numpy(x: Array) -> Any:
+    if backend_name(x) == "torch":
+        return x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+def _check_weight(xp: Any, weight: Array, shape: tuple[int, ...]) -> Array:
+    if backend_name(weight) == "numpy" and not isinstance(weight, np.ndarray):
+        weight = np.asarray(weight)
+    dt = _dtype_name(weight)
+    if dt == "bool" or not dt.startswith(("float", "bfloat", "int", "uint")):
+        raise TypeError(
+            f"weight has dtype {dt}; pass real-valued weights (for a boolean selection use mask=)"
+        )
+    weight = _per_sample_view(xp, "weight", weight, shape)
+    if not _is_traced(weight):
+        finite = xp.isfinite(weight)
+        if not bool(xp.all(finite)):
+            n = int(xp.sum(xp.logical_not(finite)))
+            raise ValueError(
+                f"weight has {n} non-finite value(s) (NaN or inf); weights must be finite and >= 0"
+            )
+        negative = weight < 0
+        if bool(xp.any(negative)):
+            n = int(xp.sum(negative))
+            raise ValueError(
+                f"weight has {n} negative value(s) (smallest {float(xp.min(weight)):g}); "
+                "weights must be finite and >= 0"
+            )
+    return weight
+
+
+def _check_mask(xp: Any, mask: Array, shape: tuple[int, ...]) -> Array:
+    if backend_name(mask) == "numpy" and not isinstance(mask, np.ndarray):
+        mask = np.asarray(mask)
+    dt = _dtype_name(mask)
+    if dt != "bool":
+        raise TypeError(
+            f"mask has dtype {dt}; it must be boolean with True = use this element "
+            "(e.g. mask.bool() in PyTorch, mask.astype(bool) in NumPy)"
+        )
+    return _per_sample_view(xp, "mask", mask, shape)
+
+
+def _raise_on_nan(xp: Any, name: str, x: Array, keep: Array | None, shape: tuple[int, ...]) -> None:
+    if _is_traced(x):
+        raise ValueError(
+            "nan_policy='raise' cannot inspect values inside jax.jit/grad/vmap; "
+            "check the data before tracing, or use nan_policy='omit' or 'propagate'"
+        )
+    bad = xp.isnan(x)
+    if keep is not None:
+        bad = xp.logical_and(bad, keep)
+    n = int(xp.sum(bad))
+    if n:
+        full = xp.broadcast_to(bad, shape) if _shape(bad) != shape else bad
+        raise ValueError(
+            f"{name} contains {n} NaN value(s), the first at index {_first_index(full, shape)}; "
+            "drop or impute them, mask them out with mask=, or pass nan_policy='omit' to treat "
+            "NaN targets as missing labels"
+        )
+
+
+def prepare(
+    xp: Any,
+    prediction: Array,
+    target: Array,
+    *,
+    reduction: str = "mean",
+    weight: Array | None = None,
+    mask: Array | None = None,
+    nan_policy: str = "propagate",
+    broadcast: bool = False,
+) -> Prepared:
+    """Check the inputs of a loss call; see the front-ends for the meaning of each argument."""
+    if reduction not in REDUCTIONS:
+        check_reduction(reduction)
+    if nan_policy not in NAN_POLICIES:
+        check_nan_policy(nan_policy)
+    pb, tb = backend_name(prediction), backend_name(target)
+    if pb != tb:
+        raise TypeError(
+            f"prediction is a {pb} array but target is a {tb} array; pass both from one library"
+        )
+    upcast = _check_float("prediction", prediction) | _check_float("target", target)
+    shape = tuple(prediction.shape)
+    if shape != tuple(target.shape):
+        ps, ts = _shape(prediction), _shape(target)
+        if not broadcast:
+            raise ValueError(
+                f"target has shape {ts} but prediction has shape {ps}; reshape one "
+                "(e.g. target.view_as(prediction) or target.reshape(prediction.shape)) "
+                "or pass broadcast=True"
+            )
+        try:
+            shape = tuple(np.broadcast_shapes(ps, ts))
+        except ValueError:
+            raise ValueError(
+                f"prediction shape {ps} and target shape {ts} cannot be broadcast together"
+            ) from None
+    if 0 in shape:
+        raise ValueError(f"prediction is empty (shape {shape}); a loss needs at least one element")
+    if reduction == "batchmean" and not shape:
+        raise ValueError(
+            "reduction='batchmean' averages over dimension 0, but the inputs are 0-d; "
+            "use reduction='mean' or 'sum'"
+        )
+    if weight is None and mask is None and nan_policy == "propagate":
+        return Prepared(prediction, target, shape, None, None, reduction, upcast)
+
+    keep = None if mask is None else _check_mask(xp, mask, shape)
+    if nan_policy == "omit":
+        present = xp.logical_not(xp.isnan(target))
+        keep = present if keep is None else xp.logical_and(keep, present)
+    elif nan_policy == "raise":
+        _raise_on_nan(xp, "target", target, keep, shape)
+        _raise_on_nan(xp, "prediction", prediction, keep, shape)
+    w = None if weight is None else _check_weight(xp, weight, shape)
+    return Prepared(prediction, target, shape, w, keep, reduction, upcast)

@@ -1,0 +1,157 @@
+"""JAX front-end: every registered loss as a function with analytic derivatives.
+
+Each loss's elementwise ``rho`` is wrapped in :func:`jax.custom_jvp` whose tangent is the
+loss's ``psi``, itself a ``custom_jvp`` whose tangent is ``psi_prime``; reductions,
+weights and masks are the shared :mod:`regloss._reduce` code on ``jax.numpy``. So
+``jax.grad`` gives the analytic gradient, ``jax.hessian`` the analytic second derivative,
+and everything works under ``jit`` and ``vmap``.
+
+Under tracing (``jit``, ``grad``, ``vmap``) the value checks that need concrete data
+(negative or non-finite weights, ``nan_policy='raise'``) cannot run: weights are then
+trusted and ``nan_policy='raise'`` is refused with an explanation. Shape and dtype checks
+always run.
+
+Examples
+--------
+>>> import jax, jax.numpy as jnp
+>>> from regloss import jax as rjax
+>>> pred, target = jnp.array([1.5, 2.0, 4.0]), jnp.array([1.0, 2.0, 3.0])
+>>> round(float(rjax.mse(pred, target)), 4)
+0.4167
+>>> jax.grad(rjax.mse)(pred, target)
+Array([0.33333334, 0.        , 0.6666667 ], dtype=float32)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+try:
+    import jax
+    import jax.numpy as jnp
+except ImportError as exc:  # pragma: no cover - exercised without jax installed
+    raise ImportError(
+        "regloss.jax needs JAX: pip install 'regloss[jax]' (or install jax yourself)"
+    ) from exc
+
+from . import _reduce
+from ._frontend import OPTION_DOC, loss_signature_params
+from ._typing import Array
+from ._validate import prepare
+from .losses import Loss, available_losses, resolve
+from .losses._base import _REGISTRY
+
+__all__ = ["loss", "psi", "rho", *available_losses()]  # noqa: PLE0604
+
+
+@functools.cache
+def _elementwise(spec: Loss) -> tuple[Callable[[Array], Array], Callable[[Array], Array]]:
+    """``(rho, psi)`` of ``spec`` with analytic JVPs (psi, then psi_prime)."""
+
+    @jax.custom_jvp
+    def psi_fn(r: Array) -> Array:
+        return spec.psi(r)
+
+    @psi_fn.defjvp
+    def _psi_jvp(primals: tuple[Array], tangents: tuple[Array]) -> tuple[Array, Array]:
+        (r,), (dr,) = primals, tangents
+        return psi_fn(r), spec.psi_prime(r) * dr
+
+    @jax.custom_jvp
+    def rho_fn(r: Array) -> Array:
+        return spec.rho(r)
+
+    @rho_fn.defjvp
+    def _rho_jvp(primals: tuple[Array], tangents: tuple[Array]) -> tuple[Array, Array]:
+        (r,), (dr,) = primals, tangents
+        return rho_fn(r), psi_fn(r) * dr
+
+    return rho_fn, psi_fn
+
+
+@dataclasses.dataclass(frozen=True)
+class _Differentiable(Loss):
+    """A loss whose rho carries the analytic custom_jvp (for the shared reductions)."""
+
+    spec: Loss = dataclasses.field(default_factory=Loss)
+
+    def rho(self, r: Array) -> Array:
+        return _elementwise(self.spec)[0](r)
+
+    def psi(self, r: Array) -> Array:
+        return _elementwise(self.spec)[1](r)
+
+    def psi_prime(self, r: Array) -> Array:
+        return self.spec.psi_prime(r)
+
+
+def rho(name_or_loss: str | Loss, r: Array, **params: Any) -> Array:
+    """Elementwise loss of residuals ``r`` with the analytic custom JVP."""
+    return _elementwise(resolve(name_or_loss, params))[0](r)
+
+
+def psi(name_or_loss: str | Loss, r: Array, **params: Any) -> Array:
+    """Elementwise derivative of the loss, itself with the analytic custom JVP."""
+    return _elementwise(resolve(name_or_loss, params))[1](r)
+
+
+def loss(
+    name_or_loss: str | Loss,
+    prediction: Array,
+    target: Array,
+    *,
+    reduction: str = "mean",
+    weight: Array | None = None,
+    mask: Array | None = None,
+    nan_policy: str = "propagate",
+    broadcast: bool = False,
+    **params: Any,
+) -> Array:
+    """The loss ``name_or_loss`` of ``(prediction, target)`` as a JAX array."""
+    spec = resolve(name_or_loss, params)
+    p, t = jnp.asarray(prediction), jnp.asarray(target)
+    w = None if weight is None else jnp.asarray(weight)
+    m = None if mask is None else jnp.asarray(mask)
+    prep = prepare(
+        jnp, p, t, reduction=reduction, weight=w, mask=m, nan_policy=nan_policy, broadcast=broadcast
+    )
+    return _reduce.forward(_Differentiable(spec=spec), jnp, prep, need_psi=False).value
+
+
+loss.__doc__ = (loss.__doc__ or "") + OPTION_DOC
+
+
+@functools.cache
+def _function(name: str) -> Callable[..., Array]:
+    cls = _REGISTRY[name]
+
+    def fn(prediction: Array, target: Array, **kwargs: Any) -> Array:
+        return loss(name, prediction, target, **kwargs)
+
+    fn.__name__ = fn.__qualname__ = name
+    fn.__module__ = __name__
+    fn.__doc__ = f"The {name} loss of ``(prediction, target)``.\n\n{cls.__doc__}\n{OPTION_DOC}"
+    base = inspect.signature(loss)
+    opts = [p for p in base.parameters.values() if p.kind is inspect.Parameter.KEYWORD_ONLY]
+    pos = [
+        inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        for n in ("prediction", "target")
+    ]
+    fn.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        pos + loss_signature_params(cls) + opts
+    )
+    return fn
+
+
+def __getattr__(name: str) -> Callable[..., Array]:
+    if name in _REGISTRY:
+        return _function(name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_REGISTRY))

@@ -1,0 +1,21 @@
+"""Framework-free loss definitions and the registry that names them.
+
+Adding a loss is one class in this package: subclass :class:`Loss`, give it ``rho``,
+``psi`` and ``psi_prime``, decorate it with ``@register("name")``, and every front-end,
+the gradient checker, the CLI and the registry-wide tests pick it up.
+"""
+
+from ._base import Loss, available_losses, get_loss, register, resolve
+from ._basic import AbsoluteError, Huber, SmoothL1, SquaredError
+
+__all__ = [
+    "AbsoluteError",
+    "Huber",
+    "Loss",
+    "SmoothL1",
+    "SquaredError",
+    "available_losses",
+    "get_loss",
+    "register",
+    "resolve",
+]

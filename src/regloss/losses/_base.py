@@ -1,0 +1,145 @@
+"""The base class every loss derives from, and the registry that names them."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any, ClassVar, TypeVar
+
+from .._namespace import namespace
+from .._typing import Array
+
+__all__ = ["Loss", "available_losses", "get_loss", "register", "resolve"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Loss:
+    r"""A regression loss on the residual :math:`r = \hat y - y` (prediction minus target).
+
+    Subclasses are frozen dataclasses whose fields are the tuning parameters (keyword-only,
+    validated in ``__post_init__``) and define three elementwise methods, written once
+    against the array namespace of their argument so NumPy, PyTorch and JAX share them:
+
+    ``rho(r)``
+        the loss :math:`\rho(r)`;
+    ``psi(r)``
+        its derivative :math:`\psi(r) = \rho'(r)` (the gradient w.r.t. the prediction;
+        the target gets :math:`-\psi`);
+    ``psi_prime(r)``
+        the second derivative :math:`\psi'(r) = \rho''(r)` (double backward, Hessians).
+
+    Every registered loss satisfies :math:`\rho(0) = 0`, :math:`\psi(0) = 0`,
+    :math:`\rho \ge 0` and :math:`\rho(-r) = \rho(r)`; masking relies on the first two.
+    """
+
+    #: Registry name, set by :func:`register`.
+    name: ClassVar[str] = ""
+    #: ``k`` when :math:`\psi(r) = k\,r` exactly (squared error); lets the reductions keep
+    #: the residual and fold ``k`` into a scalar instead of a pass over the data.
+    psi_slope: ClassVar[float | None] = None
+
+    def rho(self, r: Array) -> Array:
+        """Elementwise loss value."""
+        raise NotImplementedError
+
+    def psi(self, r: Array) -> Array:
+        """Elementwise first derivative of :meth:`rho`."""
+        raise NotImplementedError
+
+    def psi_prime(self, r: Array) -> Array:
+        """Elementwise second derivative of :meth:`rho` (where it exists)."""
+        raise NotImplementedError
+
+    def kinks(self) -> tuple[float, ...]:
+        """Residuals where ``psi`` or ``psi_prime`` jumps; derivative checks stay clear of them."""
+        return ()
+
+    # Fused forms. Defaults are built from the three methods above; a loss overrides them
+    # only to save passes over memory, never to change the mathematics.
+    def rho_sum(self, r: Array) -> Array:
+        r""":math:`\sum_i \rho(r_i)` over every element."""
+        return namespace(r).sum(self.rho(r))
+
+    def rho_sum_and_psi(self, r: Array) -> tuple[Array, Array]:
+        r""":math:`(\sum_i \rho(r_i), \psi(r))` in one go (the forward pass of a training step)."""
+        return self.rho_sum(r), self.psi(r)
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The tuning parameters as a dict."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
+        return f"{self.name}({args})"
+
+
+_REGISTRY: dict[str, type[Loss]] = {}
+L = TypeVar("L", bound=type[Loss])
+
+
+def register(name: str) -> Callable[[L], L]:
+    """Class decorator: make a loss available as ``get_loss(name)`` and in every front-end."""
+
+    def decorate(cls: L) -> L:
+        if name in _REGISTRY:
+            raise RuntimeError(f"a loss named {name!r} is already registered")
+        cls.name = name
+        _REGISTRY[name] = cls
+        return cls
+
+    return decorate
+
+
+def available_losses() -> list[str]:
+    """Names of the registered losses, in registration order.
+
+    Examples
+    --------
+    >>> import regloss
+    >>> regloss.available_losses()
+    ['mse', 'mae', 'huber', 'smooth_l1']
+    """
+    return list(_REGISTRY)
+
+
+def get_loss(name: str, **params: Any) -> Loss:
+    """Return the loss registered as ``name`` with keyword-only ``params``.
+
+    Examples
+    --------
+    >>> import regloss
+    >>> regloss.get_loss("huber", delta=2.0)
+    huber(delta=2.0)
+    """
+    if not isinstance(name, str):
+        raise TypeError(
+            f"loss must be a registered name or a regloss Loss, got {type(name).__name__}; "
+            f"choose one of {available_losses()}"
+        )
+    try:
+        cls = _REGISTRY[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown loss {name!r}; choose one of {available_losses()}"
+        ) from None
+    accepted = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(params) - set(accepted))
+    if unknown:
+        raise TypeError(
+            f"loss {name!r} got unexpected parameter(s) {unknown}; "
+            f"it accepts {accepted if accepted else 'no parameters'}"
+        )
+    return cls(**params)
+
+
+def resolve(loss: str | Loss, params: dict[str, Any] | None = None) -> Loss:
+    """A :class:`Loss` from a name plus parameters, or the loss object itself."""
+    if isinstance(loss, Loss):
+        if params:
+            raise TypeError(
+                f"parameters {sorted(params)} were given with a Loss object {loss!r}; "
+                "set them on the object (regloss.get_loss(name, **params)) instead"
+            )
+        return loss
+    return get_loss(loss, **(params or {}))

@@ -1,0 +1,139 @@
+"""NumPy front-end: loss values and analytic gradients.
+
+Every registered loss is a function here under its registry name, with the signature
+``name(prediction, target, *, <loss parameters>, reduction='mean', weight=None,
+mask=None, nan_policy='propagate', broadcast=False)``.
+
+Examples
+--------
+>>> import numpy as np
+>>> from regloss import numpy as rnp
+>>> pred, target = np.array([1.5, 2.0, 4.0]), np.array([1.0, 2.0, 3.0])
+>>> float(rnp.mse(pred, target))
+0.4166666666666667
+>>> value, grad = rnp.value_and_grad("mse", pred, target)
+>>> grad
+array([0.33333333, 0.        , 0.66666667])
+>>> float(rnp.huber(pred, target, delta=0.5))
+0.125
+>>> float(rnp.mse(pred, np.array([1.0, np.nan, 3.0]), nan_policy="omit"))
+0.625
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from . import _reduce
+from ._frontend import OPTION_DOC, loss_signature_params
+from ._typing import Array
+from ._validate import prepare
+from .losses import Loss, available_losses, resolve
+from .losses._base import _REGISTRY
+
+__all__ = ["loss", "value_and_grad", *available_losses()]  # noqa: PLE0604
+
+
+def _as_array(x: Any) -> Any:
+    return x if isinstance(x, np.ndarray) else np.asarray(x)
+
+
+def _run(
+    name_or_loss: str | Loss,
+    prediction: Array,
+    target: Array,
+    need_grad: bool,
+    reduction: str = "mean",
+    weight: Array | None = None,
+    mask: Array | None = None,
+    nan_policy: str = "propagate",
+    broadcast: bool = False,
+    **params: Any,
+) -> tuple[Any, Any]:
+    fn = resolve(name_or_loss, params)
+    p, t = _as_array(prediction), _as_array(target)
+    w = None if weight is None else _as_array(weight)
+    m = None if mask is None else _as_array(mask)
+    prep = prepare(
+        np, p, t, reduction=reduction, weight=w, mask=m, nan_policy=nan_policy, broadcast=broadcast
+    )
+    with np.errstate(invalid="ignore", over="ignore"):
+        fw = _reduce.forward(fn, np, prep, need_psi=need_grad)
+    value = fw.value
+    value = value[()] if np.ndim(value) == 0 else value
+    if not need_grad:
+        return value, None
+    assert fw.psi_f is not None
+    grad = _reduce.sum_to_shape(np, fw.psi_f * fw.scale, tuple(p.shape))
+    return value, np.asarray(grad).astype(p.dtype, copy=False)
+
+
+def loss(name_or_loss: str | Loss, prediction: Array, target: Array, **kwargs: Any) -> Any:
+    """The loss ``name_or_loss`` (a registry name or a Loss) of ``(prediction, target)``.
+
+    ``kwargs`` are the loss's parameters and the shared options below. Returns a NumPy
+    scalar (or an array for ``reduction='none'``) in the inputs' float dtype (float32 for
+    float16 inputs).
+    """
+    return _run(name_or_loss, prediction, target, False, **kwargs)[0]
+
+
+def value_and_grad(
+    name_or_loss: str | Loss, prediction: Array, target: Array, **kwargs: Any
+) -> tuple[Any, Any]:
+    """``(loss, d loss / d prediction)``; the gradient has the prediction's shape and dtype.
+
+    With ``reduction='none'`` the gradient is that of ``loss.sum()``.
+    """
+    return _run(name_or_loss, prediction, target, True, **kwargs)
+
+
+loss.__doc__ = (loss.__doc__ or "") + OPTION_DOC
+value_and_grad.__doc__ = (value_and_grad.__doc__ or "") + OPTION_DOC
+
+
+@functools.cache
+def _function(name: str) -> Callable[..., Any]:
+    cls = _REGISTRY[name]
+
+    def fn(prediction: Array, target: Array, **kwargs: Any) -> Any:
+        return _run(name, prediction, target, False, **kwargs)[0]
+
+    fn.__name__ = fn.__qualname__ = name
+    fn.__module__ = __name__
+    fn.__doc__ = f"The {name} loss of ``(prediction, target)``.\n\n{cls.__doc__}\n{OPTION_DOC}"
+    pos = [
+        inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        for n in ("prediction", "target")
+    ]
+    fn.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        pos + loss_signature_params(cls) + _OPTION_PARAMS
+    )
+    return fn
+
+
+_OPTION_PARAMS = [
+    inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=d)
+    for n, d in [
+        ("reduction", "mean"),
+        ("weight", None),
+        ("mask", None),
+        ("nan_policy", "propagate"),
+        ("broadcast", False),
+    ]
+]
+
+
+def __getattr__(name: str) -> Callable[..., Any]:
+    if name in _REGISTRY:
+        return _function(name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_REGISTRY))
