@@ -49,8 +49,9 @@ def _budget(n: int, quick: bool) -> tuple[int, int]:
     return (max(2, rounds // 4), reps) if quick else (rounds, reps)
 
 
-def measure(n: int, ours: Callable[..., torch.Tensor], peer: Callable[..., torch.Tensor],
-            quick: bool) -> tuple[float, float]:
+def measure(
+    n: int, ours: Callable[..., torch.Tensor], peer: Callable[..., torch.Tensor], quick: bool
+) -> tuple[float, float]:
     gen = torch.Generator().manual_seed(n)
     x = torch.randn(n, generator=gen, requires_grad=True)
     y = torch.randn(n, generator=gen)
@@ -80,8 +81,10 @@ def main() -> None:
     parser.add_argument("--max-log2", type=int, default=24, help="largest N = 2**this")
     args = parser.parse_args()
     sizes = [n for n in SIZES if n <= 2**args.max_log2]
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, float32, "
-          "reduction='mean', forward+backward")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, float32, "
+        "reduction='mean', forward+backward"
+    )
     print(f"| {'loss':<10} | {'N':>8} | {'regloss':>11} | {'torch':>11} | ratio |")
     print(f"|{'-' * 12}|{'-' * 10}|{'-' * 13}|{'-' * 13}|-------|")
     worst = 0.0

@@ -60,6 +60,11 @@ def residual(xp: Any, prep: Prepared, dtype: Any) -> Array:
 
 def _factor(xp: Any, prep: Prepared, dtype: Any) -> Array | None:
     f = None if prep.weight is None else astype(prep.weight, dtype)
+    if f is not None and prep.reduction in ("mean", "batchmean"):
+        # A weighted mean does not change when the weights are rescaled; dividing by the
+        # largest keeps sum(w) and 1/sum(w) finite for tiny (subnormal) or huge weights.
+        top = xp.max(f)
+        f = f / xp.where(top > 0, top, 1.0)
     if prep.keep is not None:
         k = astype(prep.keep, dtype)
         f = k if f is None else f * k

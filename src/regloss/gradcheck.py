@@ -85,8 +85,10 @@ class GradientReport:
 
 def _np(x: Any) -> np.ndarray:
     if hasattr(x, "detach"):  # torch; force=True also converts autograd's ZeroTensor
-        return np.asarray(x.detach().numpy(force=True), dtype=np.float64)
-    return np.asarray(x, dtype=np.float64)
+        out: np.ndarray = np.asarray(x.detach().numpy(force=True), dtype=np.float64)
+        return out
+    arr: np.ndarray = np.asarray(x, dtype=np.float64)
+    return arr
 
 
 def _errors(actual: Any, expected: Any) -> tuple[float, float]:
@@ -105,12 +107,14 @@ def _residuals(loss: Loss, rng: np.random.Generator, n: int = 48) -> np.ndarray:
     if kinks.size:
         near = np.min(np.abs(r[:, None] - kinks[None, :]), axis=1) < 1e-3
         r = np.where(near, r + 0.01, r)
-    return r
+    out: np.ndarray = r
+    return out
 
 
 def _fd(f: Callable[[np.ndarray], np.ndarray], r: np.ndarray) -> np.ndarray:
     h = 1e-6 * np.maximum(1.0, np.abs(r))
-    return (f(r + h) - f(r - h)) / (2 * h)
+    out: np.ndarray = (f(r + h) - f(r - h)) / (2 * h)
+    return out
 
 
 def _naive(xp: Any, loss: Loss, p: Any, t: Any, w: Any, keep: Any, reduction: str) -> Any:
@@ -146,18 +150,32 @@ def _cases(rng: np.random.Generator, loss: Loss) -> list[tuple[str, dict[str, An
         ("mask, NaN targets", {"prediction": pred, "target": nan_target, "mask": mask}),
         (
             "weight+mask",
-            {"prediction": pred, "target": nan_target, "mask": mask,
-             "weight": rng.uniform(0.1, 3.0, shape)},
+            {
+                "prediction": pred,
+                "target": nan_target,
+                "mask": mask,
+                "weight": rng.uniform(0.1, 3.0, shape),
+            },
         ),
     ]
 
 
 def _elementwise_checks(loss: Loss, r: np.ndarray, skipped: list[str]) -> list[Check]:
     out = [
-        Check("psi vs finite differences of rho", "numpy", "elementwise",
-              *_errors(loss.psi(r), _fd(loss.rho, r)), FD_TOLERANCE),
-        Check("psi_prime vs finite differences of psi", "numpy", "elementwise",
-              *_errors(loss.psi_prime(r), _fd(loss.psi, r)), FD_TOLERANCE),
+        Check(
+            "psi vs finite differences of rho",
+            "numpy",
+            "elementwise",
+            *_errors(loss.psi(r), _fd(loss.rho, r)),
+            FD_TOLERANCE,
+        ),
+        Check(
+            "psi_prime vs finite differences of psi",
+            "numpy",
+            "elementwise",
+            *_errors(loss.psi_prime(r), _fd(loss.psi, r)),
+            FD_TOLERANCE,
+        ),
     ]
     if _has("torch"):
         import torch
@@ -167,25 +185,45 @@ def _elementwise_checks(loss: Loss, r: np.ndarray, skipped: list[str]) -> list[C
         rt2 = torch.tensor(r, dtype=torch.float64, requires_grad=True)
         (d2,) = torch.autograd.grad(loss.psi(rt2).sum(), rt2)
         out += [
-            Check("psi vs autograd of rho", "torch", "elementwise",
-                  *_errors(loss.psi(r), d1.numpy()), AUTODIFF_TOLERANCE),
-            Check("psi_prime vs autograd of psi", "torch", "elementwise",
-                  *_errors(loss.psi_prime(r), d2.numpy()), AUTODIFF_TOLERANCE),
+            Check(
+                "psi vs autograd of rho",
+                "torch",
+                "elementwise",
+                *_errors(loss.psi(r), d1.numpy()),
+                AUTODIFF_TOLERANCE,
+            ),
+            Check(
+                "psi_prime vs autograd of psi",
+                "torch",
+                "elementwise",
+                *_errors(loss.psi_prime(r), d2.numpy()),
+                AUTODIFF_TOLERANCE,
+            ),
         ]
     else:
         skipped.append("torch (not installed)")
     if _has("jax"):
         import jax
 
-        with jax.enable_x64(True):  # type: ignore[attr-defined]
+        with jax.enable_x64(True):
             rj = jax.numpy.asarray(r)
             d1 = jax.vmap(jax.grad(loss.rho))(rj)
             d2 = jax.vmap(jax.grad(loss.psi))(rj)
             out += [
-                Check("psi vs jax.grad of rho", "jax", "elementwise",
-                      *_errors(loss.psi(r), np.asarray(d1)), AUTODIFF_TOLERANCE),
-                Check("psi_prime vs jax.grad of psi", "jax", "elementwise",
-                      *_errors(loss.psi_prime(r), np.asarray(d2)), AUTODIFF_TOLERANCE),
+                Check(
+                    "psi vs jax.grad of rho",
+                    "jax",
+                    "elementwise",
+                    *_errors(loss.psi(r), np.asarray(d1)),
+                    AUTODIFF_TOLERANCE,
+                ),
+                Check(
+                    "psi_prime vs jax.grad of psi",
+                    "jax",
+                    "elementwise",
+                    *_errors(loss.psi_prime(r), np.asarray(d2)),
+                    AUTODIFF_TOLERANCE,
+                ),
             ]
     else:
         skipped.append("jax (not installed)")
@@ -206,12 +244,20 @@ def _numpy_checks(loss: Loss, case: str, kw: dict[str, Any], reduction: str) -> 
         e = np.zeros_like(p)
         e[idx] = h * max(1.0, abs(p[idx]))
         fd[idx] = (total(p + e) - total(p - e)) / (2 * e[idx])
-    return [Check("gradient vs finite differences", "numpy", f"{reduction}, {case}",
-                  *_errors(grad, fd), FD_TOLERANCE)]
+    return [
+        Check(
+            "gradient vs finite differences",
+            "numpy",
+            f"{reduction}, {case}",
+            *_errors(grad, fd),
+            FD_TOLERANCE,
+        )
+    ]
 
 
-def _torch_checks(loss: Loss, case: str, kw: dict[str, Any], reduction: str,
-                  v: np.ndarray) -> list[Check]:
+def _torch_checks(
+    loss: Loss, case: str, kw: dict[str, Any], reduction: str, v: np.ndarray
+) -> list[Check]:
     import torch
 
     from .torch import functional as tf
@@ -237,23 +283,39 @@ def _torch_checks(loss: Loss, case: str, kw: dict[str, Any], reduction: str,
     label = f"{reduction}, {case}"
     tgt_ref = rt.detach().nan_to_num(0.0)
     return [
-        Check("backward (prediction) vs autograd of reference", "torch", label,
-              *_errors(gp.detach(), rp.detach()), AUTODIFF_TOLERANCE),
-        Check("backward (target) vs autograd of reference", "torch", label,
-              *_errors(gt.detach(), tgt_ref), AUTODIFF_TOLERANCE),
-        Check("double backward (Hessian-vector) vs autograd", "torch", label,
-              *_errors(hvp, rhvp), AUTODIFF_TOLERANCE),
+        Check(
+            "backward (prediction) vs autograd of reference",
+            "torch",
+            label,
+            *_errors(gp.detach(), rp.detach()),
+            AUTODIFF_TOLERANCE,
+        ),
+        Check(
+            "backward (target) vs autograd of reference",
+            "torch",
+            label,
+            *_errors(gt.detach(), tgt_ref),
+            AUTODIFF_TOLERANCE,
+        ),
+        Check(
+            "double backward (Hessian-vector) vs autograd",
+            "torch",
+            label,
+            *_errors(hvp, rhvp),
+            AUTODIFF_TOLERANCE,
+        ),
     ]
 
 
-def _jax_checks(loss: Loss, case: str, kw: dict[str, Any], reduction: str,
-                v: np.ndarray) -> list[Check]:
+def _jax_checks(
+    loss: Loss, case: str, kw: dict[str, Any], reduction: str, v: np.ndarray
+) -> list[Check]:
     import jax
     import jax.numpy as jnp
 
     from . import jax as rjax
 
-    with jax.enable_x64(True):  # type: ignore[attr-defined]
+    with jax.enable_x64(True):
         p, t = jnp.asarray(kw["prediction"]), jnp.asarray(kw["target"])
         w = None if "weight" not in kw else jnp.asarray(kw["weight"])
         m = None if "mask" not in kw else jnp.asarray(kw["mask"])
@@ -271,10 +333,20 @@ def _jax_checks(loss: Loss, case: str, kw: dict[str, Any], reduction: str,
         rg, rhv = jax.jvp(jax.grad(ref), (p,), (vv,))
         label = f"{reduction}, {case}"
         return [
-            Check("jax.grad vs autodiff of reference", "jax", label,
-                  *_errors(g, rg), AUTODIFF_TOLERANCE),
-            Check("Hessian-vector product vs autodiff", "jax", label,
-                  *_errors(hv, rhv), AUTODIFF_TOLERANCE),
+            Check(
+                "jax.grad vs autodiff of reference",
+                "jax",
+                label,
+                *_errors(g, rg),
+                AUTODIFF_TOLERANCE,
+            ),
+            Check(
+                "Hessian-vector product vs autodiff",
+                "jax",
+                label,
+                *_errors(hv, rhv),
+                AUTODIFF_TOLERANCE,
+            ),
         ]
 
 

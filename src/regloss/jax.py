@@ -18,8 +18,8 @@ Examples
 >>> pred, target = jnp.array([1.5, 2.0, 4.0]), jnp.array([1.0, 2.0, 3.0])
 >>> round(float(rjax.mse(pred, target)), 4)
 0.4167
->>> jax.grad(rjax.mse)(pred, target)
-Array([0.33333334, 0.        , 0.6666667 ], dtype=float32)
+>>> [round(float(g), 4) for g in jax.grad(rjax.mse)(pred, target)]
+[0.3333, 0.0, 0.6667]
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ from ._validate import prepare
 from .losses import Loss, available_losses, resolve
 from .losses._base import _REGISTRY
 
-__all__ = ["loss", "psi", "rho", *available_losses()]  # noqa: PLE0604
+__all__ = ["loss", "psi", "rho", *available_losses()]
 
 
 @functools.cache

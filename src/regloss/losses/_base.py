@@ -120,9 +120,7 @@ def get_loss(name: str, **params: Any) -> Loss:
     try:
         cls = _REGISTRY[name]
     except KeyError:
-        raise ValueError(
-            f"unknown loss {name!r}; choose one of {available_losses()}"
-        ) from None
+        raise ValueError(f"unknown loss {name!r}; choose one of {available_losses()}") from None
     accepted = [f.name for f in dataclasses.fields(cls)]
     unknown = sorted(set(params) - set(accepted))
     if unknown:

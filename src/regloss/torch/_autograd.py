@@ -35,6 +35,10 @@ class _Psi(torch.autograd.Function):
         return grad * ctx.loss.psi_prime(r), None
 
 
+def _psi(r: torch.Tensor, loss: Loss) -> torch.Tensor:
+    return _Psi.apply(r, loss)  # type: ignore[no-untyped-call,no-any-return]
+
+
 class _LossFunction(torch.autograd.Function):
     @staticmethod
     def forward(
@@ -59,10 +63,14 @@ class _LossFunction(torch.autograd.Function):
             # create_graph=True: the gradient must itself be differentiable (psi_prime).
             prep = ctx.prep._replace(prediction=prediction, target=target)
             loss = ctx.loss
-            psi_f, scale = _reduce.psi_factor(torch, prep, lambda r: _Psi.apply(r, loss))
+            psi_f, scale = _reduce.psi_factor(torch, prep, lambda r: _psi(r, loss))
         else:
             psi_f, scale = ctx.psi_f, ctx.scale
-        g = psi_f * (grad * scale) if isinstance(scale, torch.Tensor) or scale != 1.0 else psi_f * grad
+        g = (
+            psi_f * (grad * scale)
+            if isinstance(scale, torch.Tensor) or scale != 1.0
+            else psi_f * grad
+        )
         gp = gt = None
         if ctx.needs_input_grad[0]:
             gp = _reduce.sum_to_shape(torch, g, tuple(prediction.shape)).to(prediction.dtype)
@@ -74,7 +82,7 @@ class _LossFunction(torch.autograd.Function):
 # Function.apply re-checks its signature with inspect on every call (measured ~2 us, 5% of
 # a small-N training step); we call the C++ apply directly unless torch.func transforms
 # are active, where the Python wrapper's handling is required.
-_fast_apply = super(torch.autograd.Function, _LossFunction).apply  # type: ignore[misc]
+_fast_apply: Any = super(torch.autograd.Function, _LossFunction).apply
 
 
 def apply_loss(loss: Loss, prep: Prepared) -> torch.Tensor:
@@ -93,5 +101,7 @@ def apply_loss(loss: Loss, prep: Prepared) -> torch.Tensor:
 
 def _run(loss: Loss, prep: Prepared) -> torch.Tensor:
     if torch._C._are_functorch_transforms_active():
-        return _LossFunction.apply(prep.prediction, prep.target, loss, prep)  # type: ignore[no-any-return]
-    return _fast_apply(prep.prediction, prep.target, loss, prep)  # type: ignore[no-any-return]
+        out = _LossFunction.apply(prep.prediction, prep.target, loss, prep)  # type: ignore[no-untyped-call]
+    else:
+        out = _fast_apply(prep.prediction, prep.target, loss, prep)
+    return out  # type: ignore[no-any-return]

@@ -35,7 +35,7 @@ from ..losses import Loss, resolve
 from ..losses._base import _REGISTRY
 from ._autograd import apply_loss
 
-__all__ = ["loss", *torch_names()]  # noqa: PLE0604
+__all__ = ["loss", *torch_names()]
 
 
 def loss(

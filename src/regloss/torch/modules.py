@@ -13,7 +13,7 @@ Examples
 >>> criterion
 HuberLoss(huber(delta=0.5), reduction='mean')
 >>> criterion(torch.tensor([1.5, 2.0, 4.0]), torch.tensor([1.0, 2.0, 3.0]))
-tensor(0.1250)
+tensor(0.1667)
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from ..losses import Loss, resolve
 from ..losses._base import _REGISTRY
 from ._autograd import apply_loss
 
-__all__ = ["RegressionLoss", *module_names()]  # noqa: PLE0604
+__all__ = ["RegressionLoss", *module_names()]
 
 
 class RegressionLoss(torch.nn.Module):

@@ -1,0 +1,93 @@
+"""``regloss verify``: check every registered loss's derivatives; non-zero exit on a mismatch."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from typing import Any
+
+from ..gradcheck import check_gradients
+from ..losses import available_losses, get_loss
+from ..losses._base import _REGISTRY
+from ._table import table
+
+__all__ = ["add_parser", "run", "settings"]
+
+#: Extra parameter settings verified besides each loss's defaults: the special cases.
+EXTRA: dict[str, list[dict[str, Any]]] = {
+    "huber": [{"delta": 0.25}],
+    "smooth_l1": [{"beta": 0.0}, {"beta": 0.5}],
+}
+
+
+def settings() -> list[dict[str, Any]]:
+    """Defaults of every registered loss that has them, plus :data:`EXTRA`."""
+    out: list[dict[str, Any]] = []
+    for name in available_losses():
+        fields = dataclasses.fields(_REGISTRY[name])
+        if all(f.default is not dataclasses.MISSING for f in fields):
+            out.append({"name": name})
+        out += [{"name": name, **p} for p in EXTRA.get(name, [])]
+    return out
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("verify", help="check every loss's analytic derivatives")
+    p.add_argument(
+        "--loss",
+        action="append",
+        metavar="NAME",
+        help="only this loss (repeatable); default: every registered loss",
+    )
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    chosen = settings()
+    if args.loss:
+        unknown = sorted(set(args.loss) - set(available_losses()))
+        if unknown:
+            raise ValueError(
+                f"--loss {unknown[0]!r} is not a registered loss; choose from {available_losses()}"
+            )
+        chosen = [s for s in chosen if s["name"] in args.loss]
+    rows = []
+    all_ok = True
+    skipped: set[str] = set()
+    for s in chosen:
+        params = {k: v for k, v in s.items() if k != "name"}
+        report = check_gradients(s["name"], **params)
+        skipped.update(report.skipped)
+        all_ok &= report.ok
+        worst_fd = report.worst("gradient vs finite")
+        worst_ad = max(
+            (c for c in report.checks if c.backend in ("torch", "jax")),
+            key=lambda c: c.max_rel_error,
+            default=None,
+        )
+        rows.append(
+            [
+                repr(get_loss(s["name"], **params)),
+                len(report.checks),
+                len(report.failures),
+                f"{worst_fd.max_rel_error:.1e}",
+                "-" if worst_ad is None else f"{worst_ad.max_rel_error:.1e}",
+                "ok" if report.ok else "MISMATCH",
+            ]
+        )
+        for c in report.failures:
+            print(
+                f"MISMATCH {report.loss}: {c.what} [{c.backend}, {c.case}] "
+                f"rel error {c.max_rel_error:.2e} > {c.tolerance:.0e}"
+            )
+    print(
+        table(
+            ["loss", "checks", "failed", "worst vs finite diff", "worst vs autodiff", "status"],
+            rows,
+            title="regloss verify: analytic psi and psi' against autodiff and finite differences",
+        )
+    )
+    if skipped:
+        print("skipped: " + ", ".join(sorted(skipped)))
+    print("all derivatives match" if all_ok else "derivative MISMATCH found")
+    return 0 if all_ok else 1

@@ -1,0 +1,54 @@
+"""Naive float64 references, written out by hand from the formulas (no regloss code)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+RHO = {
+    "mse": lambda r, p: r**2,
+    "mae": lambda r, p: np.abs(r),
+    "huber": lambda r, p: np.where(
+        np.abs(r) <= p.get("delta", 1.0),
+        0.5 * r**2,
+        p.get("delta", 1.0) * (np.abs(r) - 0.5 * p.get("delta", 1.0)),
+    ),
+    "smooth_l1": lambda r, p: (
+        np.abs(r)
+        if p.get("beta", 1.0) == 0
+        else np.where(
+            np.abs(r) < p.get("beta", 1.0),
+            0.5 * r**2 / p.get("beta", 1.0),
+            np.abs(r) - 0.5 * p.get("beta", 1.0),
+        )
+    ),
+}
+
+
+def reduce(
+    values: np.ndarray,
+    reduction: str,
+    weight: np.ndarray | None = None,
+    keep: np.ndarray | None = None,
+) -> np.ndarray | float:
+    """Weighted, masked reduction spelled out in float64."""
+    v = np.asarray(values, dtype=np.float64)
+    f = np.ones_like(v)
+    if weight is not None:
+        w = np.asarray(weight, dtype=np.float64)
+        f = f * (w.reshape((-1,) + (1,) * (v.ndim - 1)) if w.shape != v.shape else w)
+    if keep is not None:
+        k = np.asarray(keep)
+        k = k.reshape((-1,) + (1,) * (v.ndim - 1)) if k.shape != v.shape else k
+        v = np.where(k, v, 0.0)
+        f = f * k
+    if reduction == "none":
+        return v * f
+    total = float(np.sum(v * f))
+    if reduction == "sum":
+        return total
+    den = float(np.sum(f))
+    mean = total / den if den > 0 else 0.0
+    if reduction == "mean":
+        return mean
+    per_sample = v.size // v.shape[0]
+    return mean * per_sample

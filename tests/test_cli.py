@@ -1,0 +1,83 @@
+"""The regloss command: demo, verify, and one-line errors with exit code 2."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from regloss.cli import main
+from regloss.cli import verify as verify_cmd
+from regloss.gradcheck import Check, GradientReport
+
+
+def test_demo_prints_the_seed_walkthrough(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo"]) == 0
+    out = capsys.readouterr().out
+    for expected in [
+        "| 0 |     1.5000 | 1.0000 |     0.5000 | 0.2500 |",
+        "[0.2500, 0.0000, 1.0000]",
+        "| mean      |                   0.4167 |",
+        "| sum       |                   1.2500 |",
+        "| batchmean |                   0.4167 |",
+        "[0.3333, 0.0000, 0.6667]",
+        "torch.nn.MSELoss + autograd",
+        "loss and gradient agree: True",
+        "| mse   |           100.0 |            10.0 | 10.0x |",
+        "| mae   |            10.0 |            10.0 | 1.0x  |",
+        "| huber |             9.5 |             5.0 | 1.9x  |",
+    ]:
+        assert expected in out, expected
+
+
+def test_verify_passes_for_every_loss(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["verify"]) == 0
+    out = capsys.readouterr().out
+    for name in ["mse()", "mae()", "huber(delta=1.0)", "smooth_l1(beta=0.0)"]:
+        assert name in out
+    assert "all derivatives match" in out
+
+
+def test_verify_exits_nonzero_on_mismatch(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = GradientReport(
+        "mse()",
+        (Check("psi vs finite differences of rho", "numpy", "elementwise", 1.0, 0.5, 1e-6),),
+    )
+    monkeypatch.setattr(verify_cmd, "check_gradients", lambda name, **kw: bad)
+    assert main(["verify", "--loss", "mse"]) == 1
+    out = capsys.readouterr().out
+    assert "MISMATCH mse(): psi vs finite differences of rho" in out
+    assert "derivative MISMATCH found" in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["verify", "--loss", "nope"], "regloss: error: --loss 'nope' is not a registered loss"),
+        (["frobnicate"], "regloss: error: argument COMMAND: invalid choice: 'frobnicate'"),
+        (["demo", "--bogus"], "regloss: error: unrecognized arguments: --bogus"),
+    ],
+)
+def test_bad_usage_is_one_line_and_exit_2(argv: list[str], message: str) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "regloss", *argv], capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.startswith(message)
+    assert proc.stderr.count("\n") == 1
+    assert "Traceback" not in proc.stderr
+
+
+def test_python_m_regloss_and_version() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "regloss", "--version"], capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 0 and proc.stdout.startswith("regloss 0.")
+
+
+def test_no_command_prints_help_and_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([]) == 2
+    assert "demo" in capsys.readouterr().out
