@@ -100,6 +100,11 @@ class TestProperties:
         np.testing.assert_allclose(total, np.sum(loss.rho(r)), rtol=1e-12)
         np.testing.assert_allclose(loss.rho_sum(r), np.sum(loss.rho(r)), rtol=1e-12)
         np.testing.assert_array_equal(psi, loss.psi(r))
+        scratch = r.copy()  # overwrite=True may reuse the residual's memory
+        total2, psi2 = loss.rho_sum_and_psi(scratch, overwrite=True)
+        np.testing.assert_allclose(total2, total, rtol=1e-12)
+        np.testing.assert_array_equal(psi2, loss.psi(r))
+        np.testing.assert_allclose(loss.rho_sum(r.copy(), overwrite=True), total, rtol=1e-12)
         if loss.psi_slope is not None:
             np.testing.assert_allclose(loss.psi(r), loss.psi_slope * r, rtol=0)
 

@@ -21,6 +21,7 @@ Reductions, for an elementwise factor :math:`f` (1 when absent):
 
 from __future__ import annotations
 
+import math
 from typing import Any, NamedTuple
 
 from ._namespace import astype
@@ -32,14 +33,32 @@ __all__ = ["BLOCK", "Forward", "compute_dtype", "forward", "psi_factor", "residu
 
 
 class Forward(NamedTuple):
-    """Result of :func:`forward`."""
+    """Result of :func:`forward`: the loss is ``total * value_scale``, and
+    d loss / d prediction is ``psi_f * grad_output * grad_scale``.
 
-    value: Array
+    The scales are kept apart from the arrays so that a front-end applies each with one
+    multiplication of its choice (PyTorch: by a cached 0-d tensor, which is cheaper than a
+    Python float there).
+    """
+
+    #: Σ f·ρ (unscaled) for a reduction, the elementwise f·ρ for ``none``.
+    total: Array
     #: Elementwise part of the gradient, or None when not requested: :math:`\psi(r)\,f`,
     #: or :math:`r` for a loss with linear :math:`\psi` (``Loss.psi_slope``).
     psi_f: Array | None
-    #: The rest: d value / d prediction = ``psi_f * grad_output * scale``.
-    scale: Any
+    #: 1 for ``none``/``sum``, 1/Σf for ``mean``, D/Σf for ``batchmean`` (float or 0-d array).
+    value_scale: Any
+    #: value_scale times the slope of a linear psi.
+    grad_scale: Any
+
+    @property
+    def value(self) -> Array:
+        """The loss: ``total * value_scale``."""
+        return self.total if _is_one(self.value_scale) else self.total * self.value_scale
+
+
+def _is_one(x: Any) -> bool:
+    return isinstance(x, float) and x == 1.0
 
 
 def compute_dtype(xp: Any, prep: Prepared) -> Any:
@@ -52,7 +71,8 @@ def compute_dtype(xp: Any, prep: Prepared) -> Any:
 
 def residual(xp: Any, prep: Prepared, dtype: Any) -> Array:
     """``prediction - target`` in ``dtype``, with masked elements set to exactly 0."""
-    r = astype(prep.prediction, dtype) - astype(prep.target, dtype)
+    p, t = prep.prediction, prep.target
+    r = p - t if p.dtype == dtype and t.dtype == dtype else astype(p, dtype) - astype(t, dtype)
     if prep.keep is not None:
         r = xp.where(prep.keep, r, 0.0)
     return r
@@ -73,48 +93,44 @@ def _factor(xp: Any, prep: Prepared, dtype: Any) -> Array | None:
 
 def _scale(xp: Any, prep: Prepared, f: Array | None) -> Any:
     shape = prep.shape
-    numel = 1
-    for s in shape:
-        numel *= s
-    if prep.reduction in ("none", "sum"):
+    if prep.reduction == "sum" or prep.reduction == "none":
         return 1.0
+    numel = math.prod(shape)
     per_sample = numel // shape[0] if prep.reduction == "batchmean" else 1
     if f is None:
         return per_sample / numel
-    f_numel = 1
-    for s in f.shape:
-        f_numel *= int(s)
+    f_numel = math.prod(int(s) for s in f.shape)
     # f is either full-shaped or a per-sample (N, 1, ...) view: scale its sum accordingly.
     den = xp.sum(f) * (numel // f_numel)
     positive = den > 0
     return xp.where(positive, per_sample / xp.where(positive, den, 1.0), 0.0)
 
 
-#: Inputs longer than this are reduced in blocks of this many elements, so the residual
-#: and psi temporaries stay in cache: a training step then reads prediction and target
-#: once and writes psi once, instead of streaming every temporary through memory.
+#: Inputs longer than 4 blocks are reduced in blocks of this many elements, so the
+#: residual and psi temporaries stay in cache: a training step then reads prediction and
+#: target once and writes psi once, instead of streaming every temporary through memory.
+#: (A loss with linear psi needs no temporary beyond the residual and is not blocked.)
 BLOCK = 1 << 18
 
 
 def forward(loss: Loss, xp: Any, prep: Prepared, *, need_psi: bool) -> Forward:
-    """Reduced loss value and (optionally) ``psi_f`` for the gradient."""
+    """Unscaled loss total, its scale and (optionally) ``psi_f`` for the gradient."""
     dtype = compute_dtype(xp, prep)
     if prep.weight is None and prep.keep is None and prep.reduction != "none":
-        numel = 1
-        for s in prep.shape:
-            numel *= s
+        # The training hot path: no pass over the data beyond the loss itself.
+        numel = math.prod(prep.shape)
         scale = _scale(xp, prep, None)
-        if numel > 4 * BLOCK and _blockable(xp, prep):
+        if numel > 4 * BLOCK and loss.psi_slope is None and _blockable(xp, prep):
             total, psi = _blocked(loss, xp, prep, dtype, numel, need_psi)
-        else:
-            r = residual(xp, prep, dtype)
-            if not need_psi:
-                return Forward(loss.rho_sum(r) * scale, None, scale)
-            if loss.psi_slope is not None:
-                # psi(r) = slope * r: keep r and fold the slope into the scale (no pass).
-                return Forward(loss.rho_sum(r) * scale, r, scale * loss.psi_slope)
-            total, psi = loss.rho_sum_and_psi(r)
-        return Forward(total * scale, psi, scale)
+            return Forward(total, psi, scale, scale)
+        r = residual(xp, prep, dtype)
+        if not need_psi:
+            return Forward(loss.rho_sum(r, overwrite=True), None, scale, scale)
+        if loss.psi_slope is not None:
+            # psi(r) = slope * r: keep r and fold the slope into the scale (no pass).
+            return Forward(loss.rho_sum(r), r, scale, scale * loss.psi_slope)
+        total, psi = loss.rho_sum_and_psi(r, overwrite=True)
+        return Forward(total, psi, scale, scale)
 
     r = residual(xp, prep, dtype)
     f = _factor(xp, prep, dtype)
@@ -126,8 +142,8 @@ def forward(loss: Loss, xp: Any, prep: Prepared, *, need_psi: bool) -> Forward:
     if prep.reduction == "none":
         if prep.shape != tuple(value.shape):
             value = xp.broadcast_to(value, prep.shape)
-        return Forward(value, psi_f, 1.0)
-    return Forward(xp.sum(value) * scale, psi_f, scale)
+        return Forward(value, psi_f, 1.0, 1.0)
+    return Forward(xp.sum(value), psi_f, scale, scale)
 
 
 def psi_factor(xp: Any, prep: Prepared, psi: Any) -> tuple[Array, Any]:
@@ -158,9 +174,9 @@ def _blocked(
         stop = min(start + BLOCK, numel)
         rb = astype(p[start:stop], dtype) - astype(t[start:stop], dtype)
         if psi_flat is None:
-            total = total + loss.rho_sum(rb)
+            total = total + loss.rho_sum(rb, overwrite=True)
         else:
-            part, psi_b = loss.rho_sum_and_psi(rb)
+            part, psi_b = loss.rho_sum_and_psi(rb, overwrite=True)
             psi_flat[start:stop] = psi_b
             total = total + part
     return total, psi

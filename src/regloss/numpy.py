@@ -69,7 +69,7 @@ def _run(
     if not need_grad:
         return value, None
     assert fw.psi_f is not None
-    grad = _reduce.sum_to_shape(np, fw.psi_f * fw.scale, tuple(p.shape))
+    grad = _reduce.sum_to_shape(np, fw.psi_f * fw.grad_scale, tuple(p.shape))
     return value, np.asarray(grad).astype(p.dtype, copy=False)
 
 

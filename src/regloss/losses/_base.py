@@ -55,14 +55,16 @@ class Loss:
         return ()
 
     # Fused forms. Defaults are built from the three methods above; a loss overrides them
-    # only to save passes over memory, never to change the mathematics.
-    def rho_sum(self, r: Array) -> Array:
+    # only to save passes over memory, never to change the mathematics. With
+    # ``overwrite=True`` the caller hands over ``r`` as a scratch temporary (the reductions
+    # do, for residuals they computed themselves): the override may reuse its memory.
+    def rho_sum(self, r: Array, *, overwrite: bool = False) -> Array:
         r""":math:`\sum_i \rho(r_i)` over every element."""
         return namespace(r).sum(self.rho(r))
 
-    def rho_sum_and_psi(self, r: Array) -> tuple[Array, Array]:
+    def rho_sum_and_psi(self, r: Array, *, overwrite: bool = False) -> tuple[Array, Array]:
         r""":math:`(\sum_i \rho(r_i), \psi(r))` in one go (the forward pass of a training step)."""
-        return self.rho_sum(r), self.psi(r)
+        return self.rho_sum(r, overwrite=overwrite), self.psi(r)
 
     @property
     def params(self) -> dict[str, Any]:

@@ -5,16 +5,12 @@ from __future__ import annotations
 import dataclasses
 
 from .._namespace import namespace
+from .._numerics import axpy, vdot
 from .._typing import Array
 from .._validate import check_loss_param
 from ._base import Loss, register
 
 __all__ = ["AbsoluteError", "Huber", "SmoothL1", "SquaredError"]
-
-
-def _vdot(xp: object, a: Array, b: Array) -> Array:
-    """Sum of ``a * b`` over every element in one pass (BLAS dot), without a temporary."""
-    return xp.vdot(xp.reshape(a, (-1,)), xp.reshape(b, (-1,)))  # type: ignore[attr-defined]
 
 
 @register("mse")
@@ -43,8 +39,8 @@ class SquaredError(Loss):
     def psi_prime(self, r: Array) -> Array:
         return namespace(r).ones_like(r) * 2.0
 
-    def rho_sum(self, r: Array) -> Array:
-        return _vdot(namespace(r), r, r)
+    def rho_sum(self, r: Array, *, overwrite: bool = False) -> Array:
+        return vdot(namespace(r), r, r)
 
 
 @register("mae")
@@ -109,7 +105,7 @@ class Huber(Loss):
 
     def rho(self, r: Array) -> Array:
         a = self.psi(r)
-        return a * (r - 0.5 * a)
+        return a * axpy(namespace(r), -0.5, a, r)
 
     def psi(self, r: Array) -> Array:
         return namespace(r).clip(r, -self.delta, self.delta)
@@ -121,14 +117,14 @@ class Huber(Loss):
     def kinks(self) -> tuple[float, ...]:
         return (-self.delta, self.delta)
 
-    def rho_sum(self, r: Array) -> Array:
-        return self.rho_sum_and_psi(r)[0]
+    def rho_sum(self, r: Array, *, overwrite: bool = False) -> Array:
+        return self.rho_sum_and_psi(r, overwrite=overwrite)[0]
 
-    def rho_sum_and_psi(self, r: Array) -> tuple[Array, Array]:
-        # sum a*(r - a/2) = a.r - a.a/2: two BLAS dots, no temporary beyond a itself.
+    def rho_sum_and_psi(self, r: Array, *, overwrite: bool = False) -> tuple[Array, Array]:
+        # rho = a * (r - a/2) summed as one dot product, a = psi(r) reused as the gradient.
         xp = namespace(r)
         a = self.psi(r)
-        return _vdot(xp, a, r) - 0.5 * _vdot(xp, a, a), a
+        return vdot(xp, a, axpy(xp, -0.5, a, r, overwrite=overwrite)), a
 
 
 @register("smooth_l1")
@@ -161,7 +157,7 @@ class SmoothL1(Loss):
         if self.beta == 0.0:
             return xp.abs(r)
         a = xp.clip(r, -self.beta, self.beta)
-        return a * (r - 0.5 * a) / self.beta
+        return a * axpy(xp, -0.5, a, r) / self.beta
 
     def psi(self, r: Array) -> Array:
         xp = namespace(r)
@@ -178,13 +174,14 @@ class SmoothL1(Loss):
     def kinks(self) -> tuple[float, ...]:
         return (0.0,) if self.beta == 0.0 else (-self.beta, self.beta)
 
-    def rho_sum_and_psi(self, r: Array) -> tuple[Array, Array]:
+    def rho_sum_and_psi(self, r: Array, *, overwrite: bool = False) -> tuple[Array, Array]:
         xp = namespace(r)
         if self.beta == 0.0:
             return xp.sum(xp.abs(r)), xp.sign(r)
+        # rho = (a / beta) * (r - a/2) with a = clip(r, -beta, beta); psi = a / beta.
         a = xp.clip(r, -self.beta, self.beta)
-        value = (_vdot(xp, a, r) - 0.5 * _vdot(xp, a, a)) / self.beta
-        return value, a / self.beta
+        psi = a if self.beta == 1.0 else a / self.beta
+        return vdot(xp, psi, axpy(xp, -0.5, a, r, overwrite=overwrite)), psi
 
-    def rho_sum(self, r: Array) -> Array:
-        return self.rho_sum_and_psi(r)[0]
+    def rho_sum(self, r: Array, *, overwrite: bool = False) -> Array:
+        return self.rho_sum_and_psi(r, overwrite=overwrite)[0]

@@ -5,6 +5,11 @@
 multiplication. When the backward itself is differentiated (``create_graph=True``,
 ``gradgradcheck``, Hessian-vector products) it is rebuilt from differentiable pieces:
 ``_Psi``, whose own backward is the loss's analytic :math:`\\psi'`.
+
+This path is the loss's whole cost at small N, so it is written for speed (measured in
+``benchmarks/bench_losses.py``): the C++ ``apply`` is called directly, scales multiply as
+cached 0-d tensors (a Python float costs an extra tensor wrap per operation), and
+nothing is converted or reshaped unless it has to be.
 """
 
 from __future__ import annotations
@@ -39,44 +44,63 @@ def _psi(r: torch.Tensor, loss: Loss) -> torch.Tensor:
     return _Psi.apply(r, loss)  # type: ignore[no-untyped-call,no-any-return]
 
 
+_CONSTANTS: dict[tuple[float, torch.dtype, torch.device], torch.Tensor] = {}
+
+
+def _scaled(x: torch.Tensor, scale: Any) -> torch.Tensor:
+    """``x * scale`` for a Python float or a 0-d tensor ``scale``."""
+    if not isinstance(scale, float):
+        return x * scale
+    if scale == 1.0:
+        return x
+    key = (scale, x.dtype, x.device)
+    c = _CONSTANTS.get(key)
+    if c is None:
+        if len(_CONSTANTS) > 512:  # distinct batch sizes are few; stay bounded anyway
+            _CONSTANTS.clear()
+        c = _CONSTANTS[key] = torch.full((), scale, dtype=x.dtype, device=x.device)
+    return x * c
+
+
 class _LossFunction(torch.autograd.Function):
     @staticmethod
     def forward(
         ctx: Any, prediction: torch.Tensor, target: torch.Tensor, loss: Loss, prep: Prepared
     ) -> torch.Tensor:
-        need = ctx.needs_input_grad[0] or ctx.needs_input_grad[1]
-        fw = _reduce.forward(loss, torch, prep, need_psi=need)
-        if need:
-            ctx.save_for_backward(prediction, target)
-            ctx.psi_f = fw.psi_f
-            ctx.scale = fw.scale
-            ctx.loss = loss
-            # The inputs travel through saved_tensors (double backward needs them attached
-            # to the graph); the rest of the record is kept without them.
-            ctx.prep = prep._replace(prediction=None, target=None)
-        return fw.value  # type: ignore[no-any-return]
+        fw = _reduce.forward(loss, torch, prep, need_psi=True)
+        # prep holds the inputs themselves: a double backward differentiates through them.
+        ctx.fw = fw
+        ctx.prep = prep
+        ctx.loss = loss
+        return _scaled(fw.total, fw.value_scale)
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        prediction, target = ctx.saved_tensors
+        prep = ctx.prep
         if torch.is_grad_enabled():
             # create_graph=True: the gradient must itself be differentiable (psi_prime).
-            prep = ctx.prep._replace(prediction=prediction, target=target)
             loss = ctx.loss
             psi_f, scale = _reduce.psi_factor(torch, prep, lambda r: _psi(r, loss))
+            g = psi_f * (grad * scale)
         else:
-            psi_f, scale = ctx.psi_f, ctx.scale
-        g = (
-            psi_f * (grad * scale)
-            if isinstance(scale, torch.Tensor) or scale != 1.0
-            else psi_f * grad
-        )
+            fw = ctx.fw
+            g = fw.psi_f * _scaled(grad, fw.grad_scale)
+        prediction, target = prep.prediction, prep.target
+        needs = ctx.needs_input_grad
         gp = gt = None
-        if ctx.needs_input_grad[0]:
-            gp = _reduce.sum_to_shape(torch, g, tuple(prediction.shape)).to(prediction.dtype)
-        if ctx.needs_input_grad[1]:
-            gt = _reduce.sum_to_shape(torch, -g, tuple(target.shape)).to(target.dtype)
+        if needs[0]:
+            gp = g if g.shape == prediction.shape else _sum_to(g, prediction)
+            if gp.dtype != prediction.dtype:
+                gp = gp.to(prediction.dtype)
+        if needs[1]:
+            gt = -g if g.shape == target.shape else _sum_to(-g, target)
+            if gt.dtype != target.dtype:
+                gt = gt.to(target.dtype)
         return gp, gt, None, None
+
+
+def _sum_to(g: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    return _reduce.sum_to_shape(torch, g, tuple(like.shape))  # type: ignore[no-any-return]
 
 
 # Function.apply re-checks its signature with inspect on every call (measured ~2 us, 5% of
@@ -90,11 +114,10 @@ def apply_loss(loss: Loss, prep: Prepared) -> torch.Tensor:
     prediction, target = prep.prediction, prep.target
     if not (prediction.requires_grad or target.requires_grad) or not torch.is_grad_enabled():
         fw = _reduce.forward(loss, torch, prep, need_psi=False)
-        return fw.value  # type: ignore[no-any-return]
-    device = prediction.device.type
-    if torch.is_autocast_enabled(device):
+        return _scaled(fw.total, fw.value_scale)
+    if torch._C._is_any_autocast_enabled():
         # The loss runs in float32 (or wider) as in autocast's fp32 policy for losses.
-        with torch.autocast(device_type=device, enabled=False):
+        with torch.autocast(device_type=prediction.device.type, enabled=False):
             return _run(loss, prep)
     return _run(loss, prep)
 

@@ -1,0 +1,39 @@
+"""Small numeric building blocks the loss definitions share, one backend-aware place.
+
+They exist for speed, never for different mathematics: each has the plain array-API
+meaning stated in its docstring.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._typing import Array
+
+__all__ = ["axpy", "vdot"]
+
+
+def vdot(xp: Any, a: Array, b: Array) -> Array:
+    """``sum(a * b)`` over every element, in one pass (BLAS dot) without a temporary."""
+    if a.ndim != 1:
+        a = xp.reshape(a, (-1,))
+    if b.ndim != 1:
+        b = xp.reshape(b, (-1,))
+    return xp.vdot(a, b)
+
+
+def axpy(xp: Any, alpha: float, x: Array, y: Array, *, overwrite: bool = False) -> Array:
+    """``alpha * x + y``; one fused operation in PyTorch (``torch.add(..., alpha=)``).
+
+    PyTorch wraps a Python float into a tensor for every arithmetic operation (about a
+    microsecond and a half each); ``alpha`` here is passed as a C++ scalar instead. With
+    ``overwrite=True`` the result may be written into ``y`` (a scratch temporary of the
+    caller's): no allocation, which is most of the cost for arrays of megabytes.
+    """
+    name = xp.__name__
+    if name == "torch":
+        return y.add_(x, alpha=alpha) if overwrite else xp.add(y, x, alpha=alpha)
+    if name == "numpy" and overwrite and y.flags.writeable:
+        y += alpha * x
+        return y
+    return alpha * x + y
