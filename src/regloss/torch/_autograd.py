@@ -50,7 +50,7 @@ _CONSTANTS: dict[tuple[float, torch.dtype, torch.device], torch.Tensor] = {}
 def _scaled(x: torch.Tensor, scale: Any) -> torch.Tensor:
     """``x * scale`` for a Python float or a 0-d tensor ``scale``."""
     if not isinstance(scale, float):
-        return x * scale
+        return x * scale  # type: ignore[no-any-return]
     if scale == 1.0:
         return x
     key = (scale, x.dtype, x.device)
