@@ -51,7 +51,20 @@ def loss(
     **params: Any,
 ) -> torch.Tensor:
     """The loss ``name_or_loss`` of ``(input, target)`` = (prediction, target)."""
-    fn = resolve(name_or_loss, params)
+    spec = resolve(name_or_loss, params)
+    return _evaluate(spec, input, target, reduction, weight, mask, nan_policy, broadcast)
+
+
+def _evaluate(
+    spec: Loss,
+    input: torch.Tensor,
+    target: torch.Tensor,
+    reduction: str,
+    weight: torch.Tensor | None,
+    mask: torch.Tensor | None,
+    nan_policy: str,
+    broadcast: bool,
+) -> torch.Tensor:
     prep = prepare(
         torch,
         input,
@@ -62,7 +75,7 @@ def loss(
         nan_policy=nan_policy,
         broadcast=broadcast,
     )
-    return apply_loss(fn, prep)
+    return apply_loss(spec, prep)
 
 
 loss.__doc__ = (loss.__doc__ or "") + OPTION_DOC
@@ -85,17 +98,7 @@ def _function(registry_name: str, public_name: str) -> Callable[..., torch.Tenso
         **params: Any,
     ) -> torch.Tensor:
         spec = default if default is not None and not params else resolve(registry_name, params)
-        prep = prepare(
-            torch,
-            input,
-            target,
-            reduction=reduction,
-            weight=weight,
-            mask=mask,
-            nan_policy=nan_policy,
-            broadcast=broadcast,
-        )
-        return apply_loss(spec, prep)
+        return _evaluate(spec, input, target, reduction, weight, mask, nan_policy, broadcast)
 
     fn.__name__ = fn.__qualname__ = public_name
     fn.__module__ = __name__
