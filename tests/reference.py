@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
+
+def _c(p: dict, name: str, default: float) -> float:
+    return float(p.get(name, default))
+
+
 RHO = {
     "mse": lambda r, p: r**2,
     "mae": lambda r, p: np.abs(r),
@@ -20,6 +25,30 @@ RHO = {
             0.5 * r**2 / p.get("beta", 1.0),
             np.abs(r) - 0.5 * p.get("beta", 1.0),
         )
+    ),
+    "pseudo_huber": lambda r, p: (
+        _c(p, "delta", 1) ** 2 * (np.sqrt(1 + (r / _c(p, "delta", 1)) ** 2) - 1)
+    ),
+    "log_cosh": lambda r, p: np.log(np.cosh(r)),
+    "quantile": lambda r, p: np.where(r < 0, -_c(p, "q", 0.5) * r, (1 - _c(p, "q", 0.5)) * r),
+    "cauchy": lambda r, p: _c(p, "c", 2.385) ** 2 / 2 * np.log(1 + (r / _c(p, "c", 2.385)) ** 2),
+    "geman_mcclure": lambda r, p: (
+        _c(p, "c", 3.787) ** 2
+        / 2
+        * (r / _c(p, "c", 3.787)) ** 2
+        / (1 + (r / _c(p, "c", 3.787)) ** 2)
+    ),
+    "welsch": lambda r, p: (
+        _c(p, "c", 2.985) ** 2 / 2 * (1 - np.exp(-((r / _c(p, "c", 2.985)) ** 2)))
+    ),
+    "tukey": lambda r, p: np.where(
+        np.abs(r) <= _c(p, "c", 4.685),
+        _c(p, "c", 4.685) ** 2 / 6 * (1 - (1 - (r / _c(p, "c", 4.685)) ** 2) ** 3),
+        _c(p, "c", 4.685) ** 2 / 6,
+    ),
+    "fair": lambda r, p: (
+        _c(p, "c", 1.3998) ** 2
+        * (np.abs(r) / _c(p, "c", 1.3998) - np.log(1 + np.abs(r) / _c(p, "c", 1.3998)))
     ),
 }
 

@@ -34,9 +34,29 @@ def test_demo_prints_the_seed_walkthrough(capsys: pytest.CaptureFixture[str]) ->
 def test_verify_passes_for_every_loss(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["verify"]) == 0
     out = capsys.readouterr().out
-    for name in ["mse()", "mae()", "huber(delta=1.0)", "smooth_l1(beta=0.0)"]:
+    for name in [
+        "mse()",
+        "mae()",
+        "huber(delta=1.0)",
+        "smooth_l1(beta=0.0)",
+        "quantile(q=0.9)",
+        "tukey(c=1.5)",
+        "log_cosh()",
+        "geman_mcclure(c=3.787)",
+    ]:
         assert name in out
     assert "all derivatives match" in out
+
+
+def test_losses_prints_the_generated_table(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["losses"]) == 0
+    out = capsys.readouterr().out
+    assert "| tukey(c=4.685)" in out
+    row = next(line for line in out.splitlines() if line.startswith("| tukey(c=4.685)"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[-7:] == ["no", "C²", "yes (max 3.658)", "yes", "-", "0.950", "0.5"]
+    assert main(["losses", "--markdown"]) == 0
+    assert capsys.readouterr().out.startswith("| loss | rho(r) | convex |")
 
 
 def test_verify_exits_nonzero_on_mismatch(

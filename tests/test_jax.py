@@ -10,25 +10,21 @@ import numpy as np
 import optax
 import pytest
 from jax.test_util import check_grads
+from tests.settings import params as loss_settings
 
 import regloss
 from regloss import jax as rjax
 from regloss import numpy as rnp
 
-LOSSES = [
-    pytest.param("mse", {}, id="mse"),
-    pytest.param("mae", {}, id="mae"),
-    pytest.param("huber", {"delta": 0.7}, id="huber"),
-    pytest.param("smooth_l1", {"beta": 0.7}, id="smooth_l1"),
-    pytest.param("smooth_l1", {"beta": 0.0}, id="smooth_l1-beta0"),
-]
+LOSSES = loss_settings()
 
 
-def _inputs(seed: int = 0) -> tuple[Any, Any]:
+def _inputs(seed: int = 0, avoid: tuple[float, ...] = ()) -> tuple[Any, Any]:
     rng = np.random.default_rng(seed)
     t = rng.normal(size=(4, 3))
     r = rng.uniform(0.05, 3, size=(4, 3)) * rng.choice([-1, 1], size=(4, 3))
-    r = np.where(np.abs(np.abs(r) - 0.7) < 0.02, r * 1.1, r)
+    for b in avoid:  # clear of breakpoints, where derivatives jump
+        r = np.where(np.abs(r - b) < 0.02, r + 0.05, r)
     return jnp.asarray(t + r), jnp.asarray(t)
 
 
@@ -36,7 +32,7 @@ def _inputs(seed: int = 0) -> tuple[Any, Any]:
 @pytest.mark.parametrize("reduction", ["none", "sum", "mean", "batchmean"])
 @pytest.mark.parametrize("option", ["plain", "weight", "mask"])
 def test_check_grads_order_2(name: str, params: dict, reduction: str, option: str) -> None:
-    p, t = _inputs()
+    p, t = _inputs(avoid=regloss.get_loss(name, **params).breakpoints())
     kw: dict[str, Any] = dict(params, reduction=reduction)
     if option == "weight":
         kw["weight"] = jnp.linspace(0.1, 2.0, 4)
@@ -53,7 +49,7 @@ def test_check_grads_order_2(name: str, params: dict, reduction: str, option: st
 
 @pytest.mark.parametrize(("name", "params"), LOSSES)
 def test_grad_and_hessian_are_the_analytic_ones(name: str, params: dict) -> None:
-    p, t = _inputs(1)
+    p, t = _inputs(1, avoid=regloss.get_loss(name, **params).breakpoints())
     spec = regloss.get_loss(name, **params)
     g = jax.grad(lambda a: rjax.loss(name, a, t, reduction="sum", **params))(p)
     np.testing.assert_allclose(g, spec.psi(np.asarray(p - t)), rtol=1e-13)
@@ -67,7 +63,7 @@ def test_grad_and_hessian_are_the_analytic_ones(name: str, params: dict) -> None
 
 @pytest.mark.parametrize(("name", "params"), LOSSES)
 def test_same_numbers_as_numpy_under_jit_and_vmap(name: str, params: dict) -> None:
-    p, t = _inputs(2)
+    p, t = _inputs(2, avoid=regloss.get_loss(name, **params).breakpoints())
     expected, grad = rnp.value_and_grad(name, np.asarray(p), np.asarray(t), **params)
     f = jax.jit(lambda a, b: rjax.loss(name, a, b, **params))
     np.testing.assert_allclose(f(p, t), expected, rtol=1e-13)

@@ -8,7 +8,7 @@ imported lazily; ``import regloss`` needs only NumPy.
 Examples
 --------
 >>> import regloss
->>> regloss.available_losses()
+>>> regloss.available_losses()[:4]
 ['mse', 'mae', 'huber', 'smooth_l1']
 >>> regloss.get_loss("huber", delta=1.345)
 huber(delta=1.345)
@@ -20,14 +20,20 @@ from typing import Any
 
 from ._version import __version__
 from .losses import Loss, available_losses, get_loss, register
+from .stats import LossProperties, breakdown_point, efficiency, properties, tuning_constant
 
 __all__ = [
     "Loss",
+    "LossProperties",
     "__version__",
     "available_losses",
+    "breakdown_point",
     "check_gradients",
+    "efficiency",
     "get_loss",
+    "properties",
     "register",
+    "tuning_constant",
 ]
 
 

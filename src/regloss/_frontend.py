@@ -14,7 +14,12 @@ __all__ = ["OPTION_DOC", "loss_parameters", "loss_signature_params", "module_nam
 #: Names PyTorch uses for the losses it already has; every other loss follows the rule
 #: ``<name>_loss`` / ``<CamelCase>Loss``. The rule-based names are kept as aliases.
 _TORCH_FUNCTIONAL = {"mse": "mse_loss", "mae": "l1_loss", "huber": "huber_loss"}
-_TORCH_MODULE = {"mse": "MSELoss", "mae": "L1Loss", "smooth_l1": "SmoothL1Loss"}
+_TORCH_MODULE = {
+    "mse": "MSELoss",
+    "mae": "L1Loss",
+    "smooth_l1": "SmoothL1Loss",
+    "geman_mcclure": "GemanMcClureLoss",
+}
 
 OPTION_DOC = """
 Shared options (keyword-only; argument order is always ``(prediction, target)``):

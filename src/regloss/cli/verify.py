@@ -17,6 +17,8 @@ __all__ = ["add_parser", "run", "settings"]
 EXTRA: dict[str, list[dict[str, Any]]] = {
     "huber": [{"delta": 0.25}],
     "smooth_l1": [{"beta": 0.0}, {"beta": 0.5}],
+    "quantile": [{"q": 0.9}],
+    "tukey": [{"c": 1.5}],
 }
 
 

@@ -7,13 +7,22 @@ the gradient checker, the CLI and the registry-wide tests pick it up.
 
 from ._base import Loss, available_losses, get_loss, register, resolve
 from ._basic import AbsoluteError, Huber, SmoothL1, SquaredError
+from ._robust import Cauchy, Fair, GemanMcClure, LogCosh, PseudoHuber, Quantile, Tukey, Welsch
 
 __all__ = [
     "AbsoluteError",
+    "Cauchy",
+    "Fair",
+    "GemanMcClure",
     "Huber",
+    "LogCosh",
     "Loss",
+    "PseudoHuber",
+    "Quantile",
     "SmoothL1",
     "SquaredError",
+    "Tukey",
+    "Welsch",
     "available_losses",
     "get_loss",
     "register",

@@ -34,6 +34,15 @@ class Loss:
 
     #: Registry name, set by :func:`register`.
     name: ClassVar[str] = ""
+    #: One-line formula shown by ``regloss losses`` (the parametrization, since published
+    #: tuning constants depend on it).
+    formula: ClassVar[str] = ""
+    #: The noise distribution whose maximum-likelihood loss this is, if any.
+    noise_model: ClassVar[str | None] = None
+    #: The parameter that sets the scale of the loss (tuning constants are for it).
+    tuning_parameter: ClassVar[str | None] = None
+    #: False for asymmetric losses (quantile): rho(-r) != rho(r).
+    symmetric: ClassVar[bool] = True
     #: ``k`` when :math:`\psi(r) = k\,r` exactly (squared error); lets the reductions keep
     #: the residual and fold ``k`` into a scalar instead of a pass over the data.
     psi_slope: ClassVar[float | None] = None
@@ -50,9 +59,23 @@ class Loss:
         """Elementwise second derivative of :meth:`rho` (where it exists)."""
         raise NotImplementedError
 
-    def kinks(self) -> tuple[float, ...]:
-        """Residuals where ``psi`` or ``psi_prime`` jumps; derivative checks stay clear of them."""
+    def breakpoints(self) -> tuple[float, ...]:
+        """Residuals where the formula changes branch (``|r|``, a clip, a case split).
+
+        Derivative checks stay clear of them; :func:`regloss.properties` tests the continuity
+        of psi and psi_prime across them to find the smoothness class.
+        """
         return ()
+
+    def weight(self, r: Array) -> Array:
+        r"""IRLS weight :math:`w(r) = \psi(r) / r`, with its limit :math:`\psi'(0)` at 0.
+
+        Losses whose :math:`\psi` jumps at 0 (absolute error, quantile) override this.
+        """
+        xp = namespace(r)
+        zero = r == 0
+        safe = xp.where(zero, xp.ones_like(r), r)
+        return xp.where(zero, self.psi_prime(xp.zeros_like(r)), self.psi(safe) / safe)
 
     # Fused forms. Defaults are built from the three methods above; a loss overrides them
     # only to save passes over memory, never to change the mathematics. With
@@ -99,8 +122,9 @@ def available_losses() -> list[str]:
     Examples
     --------
     >>> import regloss
-    >>> regloss.available_losses()
-    ['mse', 'mae', 'huber', 'smooth_l1']
+    >>> regloss.available_losses()  # doctest: +NORMALIZE_WHITESPACE
+    ['mse', 'mae', 'huber', 'smooth_l1', 'pseudo_huber', 'log_cosh', 'quantile', 'cauchy',
+     'geman_mcclure', 'welsch', 'tukey', 'fair']
     """
     return list(_REGISTRY)
 

@@ -28,6 +28,8 @@ class SquaredError(Loss):
     array([0.25, 0.  , 1.  ])
     """
 
+    formula = "r^2"
+    noise_model = "Gaussian"
     psi_slope = 2.0
 
     def rho(self, r: Array) -> Array:
@@ -55,16 +57,25 @@ class AbsoluteError(Loss):
     Laplace noise.
     """
 
+    formula = "|r|"
+    noise_model = "Laplace"
+
     def rho(self, r: Array) -> Array:
         return namespace(r).abs(r)
 
     def psi(self, r: Array) -> Array:
         return namespace(r).sign(r)
 
+    def weight(self, r: Array) -> Array:
+        """IRLS weight 1/|r| (+inf at 0, where psi jumps)."""
+        xp = namespace(r)
+        a = xp.abs(r)
+        return xp.where(a == 0, xp.full_like(r, float("inf")), 1.0 / xp.where(a == 0, 1.0, a))
+
     def psi_prime(self, r: Array) -> Array:
         return namespace(r).zeros_like(r)
 
-    def kinks(self) -> tuple[float, ...]:
+    def breakpoints(self) -> tuple[float, ...]:
         return (0.0,)
 
 
@@ -100,6 +111,10 @@ class Huber(Loss):
 
     delta: float = 1.0
 
+    formula = "r^2/2 if |r| <= delta, else delta (|r| - delta/2)"
+    noise_model = "least favourable: Gaussian centre, Laplace tails"
+    tuning_parameter = "delta"
+
     def __post_init__(self) -> None:
         object.__setattr__(self, "delta", check_loss_param("huber", "delta", self.delta, low=0.0))
 
@@ -114,7 +129,7 @@ class Huber(Loss):
         xp = namespace(r)
         return xp.where(xp.abs(r) <= self.delta, xp.ones_like(r), xp.zeros_like(r))
 
-    def kinks(self) -> tuple[float, ...]:
+    def breakpoints(self) -> tuple[float, ...]:
         return (-self.delta, self.delta)
 
     def rho_sum(self, r: Array, *, overwrite: bool = False) -> Array:
@@ -147,6 +162,10 @@ class SmoothL1(Loss):
 
     beta: float = 1.0
 
+    formula = "r^2/(2 beta) if |r| <= beta, else |r| - beta/2"
+    noise_model = "least favourable: Gaussian centre, Laplace tails"
+    tuning_parameter = "beta"
+
     def __post_init__(self) -> None:
         object.__setattr__(
             self, "beta", check_loss_param("smooth_l1", "beta", self.beta, low=0.0, allow_low=True)
@@ -171,7 +190,12 @@ class SmoothL1(Loss):
             return xp.zeros_like(r)
         return xp.where(xp.abs(r) <= self.beta, xp.ones_like(r), xp.zeros_like(r)) / self.beta
 
-    def kinks(self) -> tuple[float, ...]:
+    def weight(self, r: Array) -> Array:
+        if self.beta == 0.0:
+            return AbsoluteError().weight(r)
+        return super().weight(r)
+
+    def breakpoints(self) -> tuple[float, ...]:
         return (0.0,) if self.beta == 0.0 else (-self.beta, self.beta)
 
     def rho_sum_and_psi(self, r: Array, *, overwrite: bool = False) -> tuple[Array, Array]:
