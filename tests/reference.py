@@ -50,7 +50,30 @@ RHO = {
         _c(p, "c", 1.3998) ** 2
         * (np.abs(r) / _c(p, "c", 1.3998) - np.log(1 + np.abs(r) / _c(p, "c", 1.3998)))
     ),
+    "barron": lambda r, p: _barron(r / _c(p, "scale", 1.0), _c(p, "alpha", 1.0)),
 }
+
+
+def _barron(x: np.ndarray, a: float) -> np.ndarray:
+    """Barron's closed forms, in 50-digit arithmetic (mpmath) so the reference itself
+    does not cancel near alpha = 0 and 2."""
+    import mpmath
+
+    mpmath.mp.dps = 50
+
+    def one(v: float) -> float:
+        xv = mpmath.mpf(v)
+        if a == 2:
+            return float(xv**2 / 2)
+        if a == 0:
+            return float(mpmath.log(xv**2 / 2 + 1))
+        if a == -np.inf:
+            return float(1 - mpmath.exp(-(xv**2) / 2))
+        av = mpmath.mpf(a)
+        b = abs(av - 2)
+        return float(b / av * ((xv**2 / b + 1) ** (av / 2) - 1))
+
+    return np.vectorize(one, otypes=[np.float64])(np.asarray(x, dtype=np.float64))
 
 
 def reduce(

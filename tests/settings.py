@@ -35,6 +35,14 @@ SETTINGS: list[tuple[str, dict[str, Any]]] = [
     ("tukey", {"c": 1.5}),
     ("fair", {}),
     ("fair", {"c": 0.5}),
+    ("barron", {}),
+    ("barron", {"alpha": 2.0, "scale": 0.5}),
+    ("barron", {"alpha": 0.0}),
+    ("barron", {"alpha": -2.0}),
+    ("barron", {"alpha": float("-inf")}),
+    ("barron", {"alpha": 1.999999}),
+    ("barron", {"alpha": 1e-6, "scale": 2.0}),
+    ("barron", {"alpha": 3.5}),
 ]
 
 

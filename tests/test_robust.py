@@ -64,6 +64,7 @@ EXPECTED = {
     "welsch": (False, "C∞", True, True),
     "tukey": (False, "C²", True, True),
     "fair": (True, "C²", False, False),
+    "barron": (True, "C∞", False, False),  # alpha = 1: Charbonnier
 }
 
 

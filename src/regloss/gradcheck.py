@@ -99,8 +99,13 @@ def _errors(actual: Any, expected: Any) -> tuple[float, float]:
 
 
 def _residuals(loss: Loss, rng: np.random.Generator, n: int = 48) -> np.ndarray:
+    top = loss.check_range()
     mags = np.concatenate(
-        [rng.uniform(1e-3, 0.5, n // 3), rng.uniform(0.5, 4.0, n // 3), rng.uniform(4, 50, n // 3)]
+        [
+            rng.uniform(1e-3, 0.5, n // 3),
+            rng.uniform(0.5, 4.0, n // 3),
+            rng.uniform(min(4.0, top / 2), top, n // 3),
+        ]
     )
     r = mags * rng.choice([-1.0, 1.0], size=mags.shape)
     kinks = np.asarray(loss.breakpoints(), dtype=np.float64)

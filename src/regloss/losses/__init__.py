@@ -5,12 +5,14 @@ Adding a loss is one class in this package: subclass :class:`Loss`, give it ``rh
 the gradient checker, the CLI and the registry-wide tests pick it up.
 """
 
+from ._barron import Barron
 from ._base import Loss, available_losses, get_loss, register, resolve
 from ._basic import AbsoluteError, Huber, SmoothL1, SquaredError
 from ._robust import Cauchy, Fair, GemanMcClure, LogCosh, PseudoHuber, Quantile, Tukey, Welsch
 
 __all__ = [
     "AbsoluteError",
+    "Barron",
     "Cauchy",
     "Fair",
     "GemanMcClure",

@@ -67,6 +67,10 @@ class Loss:
         """
         return ()
 
+    def check_range(self) -> float:
+        """Largest |r| the derivative checks sample (a loss that overflows sooner says so)."""
+        return 50.0
+
     def weight(self, r: Array) -> Array:
         r"""IRLS weight :math:`w(r) = \psi(r) / r`, with its limit :math:`\psi'(0)` at 0.
 

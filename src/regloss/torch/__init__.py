@@ -17,10 +17,11 @@ except ImportError as exc:  # pragma: no cover - exercised without torch install
     ) from exc
 
 from . import functional, modules
+from .adaptive import AdaptiveRobustLoss
 from .functional import loss
 from .modules import RegressionLoss
 
-__all__ = ["RegressionLoss", "functional", "loss", "modules"]
+__all__ = ["AdaptiveRobustLoss", "RegressionLoss", "functional", "loss", "modules"]
 
 
 def __getattr__(name: str) -> Any:
