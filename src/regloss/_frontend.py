@@ -42,6 +42,24 @@ broadcast : bool, default False
 """
 
 
+def log_flag(name: str) -> str:
+    """Keyword that says the NLL's third input is a logarithm: ``log_var``, ``log_scale``."""
+    from .losses._nll import _NLL_REGISTRY
+
+    return f"log_{_NLL_REGISTRY[name].scale_input}"
+
+
+def nll_names() -> dict[str, str]:
+    """torch functional / module names of the NLL losses -> registry name."""
+    from .losses._nll import _NLL_REGISTRY
+
+    out: dict[str, str] = {}
+    for name in _NLL_REGISTRY:
+        out[f"{name}_loss"] = name
+        out[_camel(name).replace("Nll", "NLL") + "Loss"] = name
+    return out
+
+
 def loss_parameters(cls: type[Loss]) -> list[dataclasses.Field[Any]]:
     return list(dataclasses.fields(cls))
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from ._typing import Array
 
-__all__ = ["axpy", "vdot"]
+__all__ = ["axpy", "stop_gradient", "vdot"]
 
 
 def vdot(xp: Any, a: Array, b: Array) -> Array:
@@ -37,3 +37,15 @@ def axpy(xp: Any, alpha: float, x: Array, y: Array, *, overwrite: bool = False) 
         y += alpha * x
         return y
     return alpha * x + y
+
+
+def stop_gradient(xp: Any, x: Array) -> Array:
+    """``x`` as a constant for autodiff (``detach`` / ``lax.stop_gradient``; NumPy: as is)."""
+    name = xp.__name__
+    if name == "torch":
+        return x.detach()
+    if name.startswith("jax"):
+        import jax
+
+        return jax.lax.stop_gradient(x)
+    return x

@@ -25,11 +25,23 @@ import math
 from typing import Any, NamedTuple
 
 from ._namespace import astype
+from ._numerics import stop_gradient
 from ._typing import Array
 from ._validate import Prepared
 from .losses import Loss
+from .losses._nll import NLLLoss
 
-__all__ = ["BLOCK", "Forward", "compute_dtype", "forward", "psi_factor", "residual", "sum_to_shape"]
+__all__ = [
+    "BLOCK",
+    "Forward",
+    "NLLForward",
+    "compute_dtype",
+    "forward",
+    "nll_forward",
+    "psi_factor",
+    "residual",
+    "sum_to_shape",
+]
 
 
 class Forward(NamedTuple):
@@ -192,3 +204,69 @@ def sum_to_shape(xp: Any, g: Array, shape: tuple[int, ...]) -> Array:
     )
     out = xp.sum(g, axis=axes, keepdims=True) if axes else g
     return xp.reshape(out, shape)
+
+
+class NLLForward(NamedTuple):
+    """Result of :func:`nll_forward`: loss = ``total * value_scale``; gradients are
+    ``d_pred * grad_output * value_scale`` (the target's is its negative) and
+    ``d_scale * grad_output * value_scale`` (summed to the scale input's shape)."""
+
+    total: Array
+    value_scale: Any
+    d_pred: Array | None
+    d_scale: Array | None
+
+
+def nll_parts(
+    xp: Any, nll: NLLLoss, prep: Prepared, s: Array, *, log_input: bool, differentiable: bool
+) -> tuple[Array, Array, Array | None, Array | None, Any]:
+    """``(r, v, f_total, dv/ds, value_scale)``: masked residual, floored variance/scale,
+    the elementwise factor (weights x mask x beta-weights) and the mean's scale.
+
+    With ``differentiable=True`` the floor is written as ``v + stop_gradient(max(v, eps) -
+    v)`` so autodiff passes the gradient through it, as the analytic path does.
+    """
+    dtype = compute_dtype(xp, prep)
+    r = residual(xp, prep, dtype)
+    s = astype(s, dtype)
+    v = xp.exp(s) if log_input else s
+    dv_ds = v if log_input else None
+    floored = xp.clip(v, nll.eps, None)
+    v = v + stop_gradient(xp, floored - v) if differentiable else floored
+    if prep.keep is not None:
+        v = xp.where(prep.keep, v, 1.0)  # masked: a harmless scale, whatever was passed
+        if dv_ds is not None:
+            dv_ds = xp.where(prep.keep, dv_ds, 0.0)
+    f = _factor(xp, prep, dtype)
+    scale = _scale(xp, prep, f)
+    beta = float(getattr(nll, "beta", 0.0))
+    if beta:
+        w = stop_gradient(xp, floored) ** beta
+        f = w if f is None else f * w
+    return r, v, f, dv_ds, scale
+
+
+def nll_forward(
+    xp: Any, nll: NLLLoss, prep: Prepared, s: Array, *, log_input: bool, need_grad: bool
+) -> NLLForward:
+    """Loss total and analytic gradients of an NLL loss with scale input ``s``."""
+    r, v, f, dv_ds, scale = nll_parts(xp, nll, prep, s, log_input=log_input, differentiable=False)
+    value = nll.value(r, v)
+    if f is not None:
+        value = value * f
+    if prep.reduction == "none":
+        if prep.shape != tuple(value.shape):
+            value = xp.broadcast_to(value, prep.shape)
+        scale = 1.0
+    else:
+        value = xp.sum(value)
+    if not need_grad:
+        return NLLForward(value, scale, None, None)
+    d_r, d_v = nll.grad(r, v)
+    if f is not None:
+        d_r, d_v = d_r * f, d_v * f
+    if dv_ds is not None:
+        d_v = d_v * dv_ds
+    if tuple(d_r.shape) != prep.shape:
+        d_r = xp.broadcast_to(d_r, prep.shape)
+    return NLLForward(value, scale, d_r, d_v)

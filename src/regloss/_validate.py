@@ -23,6 +23,7 @@ __all__ = [
     "check_loss_param",
     "check_nan_policy",
     "check_reduction",
+    "check_scale_input",
     "prepare",
 ]
 
@@ -256,3 +257,34 @@ def prepare(
         _raise_on_nan(xp, "prediction", prediction, keep, shape)
     w = None if weight is None else _check_weight(xp, weight, shape)
     return Prepared(prediction, target, shape, w, keep, reduction, upcast)
+
+
+def check_scale_input(
+    xp: Any, name: str, s: Array, shape: tuple[int, ...], *, log_input: bool
+) -> Array:
+    """The third input of an NLL loss (variance, log-variance or scale): real floating point,
+    broadcastable to the prediction's ``shape`` without enlarging it, and (unless it is a
+    logarithm, or traced under JAX) non-negative."""
+    if backend_name(s) == "numpy" and not isinstance(s, np.ndarray):
+        s = np.asarray(s, dtype=np.float64)
+    _check_float(name, s)
+    ss = _shape(s)
+    try:
+        out = tuple(np.broadcast_shapes(ss, shape))
+    except ValueError:
+        out = None
+    if out != shape:
+        example = (*shape[:-1], 1) if shape else ()
+        raise ValueError(
+            f"{name} has shape {ss}, which does not broadcast to the prediction's shape "
+            f"{shape}; give it the prediction's shape or one that broadcasts to it "
+            f"(e.g. {example})"
+        )
+    if not log_input and not _is_traced(s):
+        negative = s < 0
+        if bool(xp.any(negative)):
+            raise ValueError(
+                f"{name} has {int(xp.sum(negative))} negative value(s); it must be >= 0 "
+                f"(values below eps are floored), or pass its logarithm with log_{name}=True"
+            )
+    return s

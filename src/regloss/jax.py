@@ -39,13 +39,14 @@ except ImportError as exc:  # pragma: no cover - exercised without jax installed
     ) from exc
 
 from . import _reduce
-from ._frontend import OPTION_DOC, loss_signature_params
+from ._frontend import OPTION_DOC, log_flag, loss_signature_params
 from ._typing import Array
-from ._validate import prepare
+from ._validate import check_scale_input, prepare
 from .losses import Loss, available_losses, resolve
 from .losses._base import _REGISTRY
+from .losses._nll import _NLL_REGISTRY, NLLLoss, available_nll_losses, get_nll_loss
 
-__all__ = ["loss", "psi", "rho", *available_losses()]
+__all__ = ["loss", "nll", "psi", "rho", *available_losses(), *available_nll_losses()]
 
 
 @functools.cache
@@ -147,11 +148,78 @@ def _function(name: str) -> Callable[..., Array]:
     return fn
 
 
+@functools.cache
+def _nll_elementwise(spec: NLLLoss) -> Callable[[Array, Array], Array]:
+    """value(r, v) with tangent from ``grad``, whose own tangent is ``hess``."""
+
+    @jax.custom_jvp
+    def grad_fn(r: Array, v: Array) -> tuple[Array, Array]:
+        return spec.grad(r, v)
+
+    @grad_fn.defjvp
+    def _grad_jvp(primals: tuple[Array, Array], tangents: tuple[Array, Array]) -> Any:
+        (r, v), (dr, dv) = primals, tangents
+        h_rr, h_rv, h_vv = spec.hess(r, v)
+        return grad_fn(r, v), (h_rr * dr + h_rv * dv, h_rv * dr + h_vv * dv)
+
+    @jax.custom_jvp
+    def value_fn(r: Array, v: Array) -> Array:
+        return spec.value(r, v)
+
+    @value_fn.defjvp
+    def _value_jvp(primals: tuple[Array, Array], tangents: tuple[Array, Array]) -> Any:
+        (r, v), (dr, dv) = primals, tangents
+        g_r, g_v = grad_fn(r, v)
+        return value_fn(r, v), g_r * dr + g_v * dv
+
+    return value_fn
+
+
+def nll(
+    name: str,
+    prediction: Array,
+    target: Array,
+    scale: Array,
+    *,
+    reduction: str = "mean",
+    weight: Array | None = None,
+    mask: Array | None = None,
+    nan_policy: str = "propagate",
+    broadcast: bool = False,
+    **params: Any,
+) -> Array:
+    """A negative log-likelihood loss (``gaussian_nll``, ``laplace_nll``) with the predicted
+    variance or scale as third input; ``log_var=True``/``log_scale=True`` for its log."""
+    flag = log_flag(name) if name in _NLL_REGISTRY else ""
+    log_input = bool(params.pop(flag, False)) if flag else False
+    spec = get_nll_loss(name, **params)
+    p, t = jnp.asarray(prediction), jnp.asarray(target)
+    w = None if weight is None else jnp.asarray(weight)
+    m = None if mask is None else jnp.asarray(mask)
+    prep = prepare(
+        jnp, p, t, reduction=reduction, weight=w, mask=m, nan_policy=nan_policy, broadcast=broadcast
+    )
+    sc = check_scale_input(
+        jnp, spec.scale_input, jnp.asarray(scale), prep.shape, log_input=log_input
+    )
+    r, v, f, _, scale_factor = _reduce.nll_parts(
+        jnp, spec, prep, sc, log_input=log_input, differentiable=True
+    )
+    value = _nll_elementwise(spec)(r, jnp.broadcast_to(v, r.shape))
+    if f is not None:
+        value = value * f
+    if prep.reduction == "none":
+        return jnp.broadcast_to(value, prep.shape)
+    return jnp.sum(value) * scale_factor
+
+
 def __getattr__(name: str) -> Callable[..., Array]:
+    if name in _NLL_REGISTRY:
+        return functools.partial(nll, name)
     if name in _REGISTRY:
         return _function(name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_REGISTRY))
+    return sorted(set(globals()) | set(_REGISTRY) | set(_NLL_REGISTRY))

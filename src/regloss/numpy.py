@@ -30,13 +30,21 @@ from typing import Any
 import numpy as np
 
 from . import _reduce
-from ._frontend import OPTION_DOC, loss_signature_params
+from ._frontend import OPTION_DOC, log_flag, loss_signature_params
 from ._typing import Array
-from ._validate import prepare
+from ._validate import check_scale_input, prepare
 from .losses import Loss, available_losses, resolve
 from .losses._base import _REGISTRY
+from .losses._nll import _NLL_REGISTRY, NLLLoss, available_nll_losses, get_nll_loss
 
-__all__ = ["loss", "value_and_grad", *available_losses()]
+__all__ = [
+    "loss",
+    "nll",
+    "nll_value_and_grads",
+    "value_and_grad",
+    *available_losses(),
+    *available_nll_losses(),
+]
 
 
 def _as_array(x: Any) -> Any:
@@ -129,11 +137,80 @@ _OPTION_PARAMS = [
 ]
 
 
+def _run_nll(
+    name: str,
+    prediction: Array,
+    target: Array,
+    scale: Array,
+    need_grad: bool,
+    reduction: str = "mean",
+    weight: Array | None = None,
+    mask: Array | None = None,
+    nan_policy: str = "propagate",
+    broadcast: bool = False,
+    **params: Any,
+) -> tuple[Any, Any, Any]:
+    flag = log_flag(name) if name in _NLL_REGISTRY else ""
+    log_input = bool(params.pop(flag, False)) if flag else False
+    spec: NLLLoss = get_nll_loss(name, **params)
+    p, t = _as_array(prediction), _as_array(target)
+    w = None if weight is None else _as_array(weight)
+    m = None if mask is None else _as_array(mask)
+    prep = prepare(
+        np, p, t, reduction=reduction, weight=w, mask=m, nan_policy=nan_policy, broadcast=broadcast
+    )
+    sc = check_scale_input(np, spec.scale_input, _as_array(scale), prep.shape, log_input=log_input)
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        fw = _reduce.nll_forward(np, spec, prep, sc, log_input=log_input, need_grad=need_grad)
+    value = fw.total * fw.value_scale
+    value = value[()] if np.ndim(value) == 0 else value
+    if not need_grad:
+        return value, None, None
+    assert fw.d_pred is not None and fw.d_scale is not None
+    gp = _reduce.sum_to_shape(np, fw.d_pred * fw.value_scale, tuple(p.shape))
+    gs = _reduce.sum_to_shape(
+        np, np.broadcast_to(fw.d_scale * fw.value_scale, prep.shape), tuple(sc.shape)
+    )
+    return value, np.asarray(gp).astype(p.dtype, copy=False), np.asarray(gs)
+
+
+def nll(name: str, prediction: Array, target: Array, scale: Array, **kwargs: Any) -> Any:
+    """A negative log-likelihood loss (``gaussian_nll``, ``laplace_nll``) of
+    ``(prediction, target)`` with the predicted variance or scale as third input."""
+    return _run_nll(name, prediction, target, scale, False, **kwargs)[0]
+
+
+def nll_value_and_grads(
+    name: str, prediction: Array, target: Array, scale: Array, **kwargs: Any
+) -> tuple[Any, Any, Any]:
+    """``(loss, d loss / d prediction, d loss / d scale input)``."""
+    return _run_nll(name, prediction, target, scale, True, **kwargs)
+
+
+@functools.cache
+def _nll_function(name: str) -> Callable[..., Any]:
+    cls = _NLL_REGISTRY[name]
+
+    def fn(prediction: Array, target: Array, scale: Array, **kwargs: Any) -> Any:
+        return _run_nll(name, prediction, target, scale, False, **kwargs)[0]
+
+    fn.__name__ = fn.__qualname__ = name
+    fn.__module__ = __name__
+    fn.__doc__ = (
+        f"The {name} loss of ``(prediction, target, {cls.scale_input})``; pass "
+        f"``{log_flag(name)}=True`` when the third input is its logarithm.\n\n"
+        f"{cls.__doc__}\n{OPTION_DOC}"
+    )
+    return fn
+
+
 def __getattr__(name: str) -> Callable[..., Any]:
+    if name in _NLL_REGISTRY:
+        return _nll_function(name)
     if name in _REGISTRY:
         return _function(name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_REGISTRY))
+    return sorted(set(globals()) | set(_REGISTRY) | set(_NLL_REGISTRY))

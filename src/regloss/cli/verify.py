@@ -6,8 +6,8 @@ import argparse
 import dataclasses
 from typing import Any
 
-from ..gradcheck import check_gradients
-from ..losses import available_losses, get_loss
+from ..gradcheck import check_gradients, check_nll_gradients
+from ..losses import available_losses, available_nll_losses, get_loss, get_nll_loss
 from ..losses._base import _REGISTRY
 from ._table import table
 
@@ -19,6 +19,8 @@ EXTRA: dict[str, list[dict[str, Any]]] = {
     "smooth_l1": [{"beta": 0.0}, {"beta": 0.5}],
     "quantile": [{"q": 0.9}],
     "tukey": [{"c": 1.5}],
+    "barron": [{"alpha": a} for a in (2.0, 0.0, -2.0, float("-inf"), 1.999999, 1e-6)],
+    "gaussian_nll": [{"full": True}],
 }
 
 
@@ -30,6 +32,8 @@ def settings() -> list[dict[str, Any]]:
         if all(f.default is not dataclasses.MISSING for f in fields):
             out.append({"name": name})
         out += [{"name": name, **p} for p in EXTRA.get(name, [])]
+    for name in available_nll_losses():
+        out += [{"name": name}] + [{"name": name, **p} for p in EXTRA.get(name, [])]
     return out
 
 
@@ -47,21 +51,24 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 def run(args: argparse.Namespace) -> int:
     chosen = settings()
     if args.loss:
-        unknown = sorted(set(args.loss) - set(available_losses()))
+        known = available_losses() + available_nll_losses()
+        unknown = sorted(set(args.loss) - set(known))
         if unknown:
-            raise ValueError(
-                f"--loss {unknown[0]!r} is not a registered loss; choose from {available_losses()}"
-            )
+            raise ValueError(f"--loss {unknown[0]!r} is not a registered loss; choose from {known}")
         chosen = [s for s in chosen if s["name"] in args.loss]
     rows = []
     all_ok = True
     skipped: set[str] = set()
     for s in chosen:
         params = {k: v for k, v in s.items() if k != "name"}
-        report = check_gradients(s["name"], **params)
+        nll = s["name"] in available_nll_losses()
+        report = (check_nll_gradients if nll else check_gradients)(s["name"], **params)
         skipped.update(report.skipped)
         all_ok &= report.ok
-        worst_fd = report.worst("gradient vs finite")
+        worst_fd = max(
+            (c for c in report.checks if "finite differences" in c.what),
+            key=lambda c: c.max_rel_error,
+        )
         worst_ad = max(
             (c for c in report.checks if c.backend in ("torch", "jax")),
             key=lambda c: c.max_rel_error,
@@ -69,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
         )
         rows.append(
             [
-                repr(get_loss(s["name"], **params)),
+                repr((get_nll_loss if nll else get_loss)(s["name"], **params)),
                 len(report.checks),
                 len(report.failures),
                 f"{worst_fd.max_rel_error:.1e}",

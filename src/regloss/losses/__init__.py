@@ -5,20 +5,27 @@ Adding a loss is one class in this package: subclass :class:`Loss`, give it ``rh
 the gradient checker, the CLI and the registry-wide tests pick it up.
 """
 
-from ._barron import Barron
+# isort: off
+# Import order is registration order, which is the order every listing shows.
 from ._base import Loss, available_losses, get_loss, register, resolve
 from ._basic import AbsoluteError, Huber, SmoothL1, SquaredError
 from ._robust import Cauchy, Fair, GemanMcClure, LogCosh, PseudoHuber, Quantile, Tukey, Welsch
+from ._barron import Barron
+from ._nll import GaussianNLL, LaplaceNLL, NLLLoss, available_nll_losses, get_nll_loss
+# isort: on
 
 __all__ = [
     "AbsoluteError",
     "Barron",
     "Cauchy",
     "Fair",
+    "GaussianNLL",
     "GemanMcClure",
     "Huber",
+    "LaplaceNLL",
     "LogCosh",
     "Loss",
+    "NLLLoss",
     "PseudoHuber",
     "Quantile",
     "SmoothL1",
@@ -26,7 +33,9 @@ __all__ = [
     "Tukey",
     "Welsch",
     "available_losses",
+    "available_nll_losses",
     "get_loss",
+    "get_nll_loss",
     "register",
     "resolve",
 ]

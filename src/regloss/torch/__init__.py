@@ -20,8 +20,19 @@ from . import functional, modules
 from .adaptive import AdaptiveRobustLoss
 from .functional import loss
 from .modules import RegressionLoss
+from .nll import GaussianNLLLoss, LaplaceNLLLoss, gaussian_nll_loss, laplace_nll_loss
 
-__all__ = ["AdaptiveRobustLoss", "RegressionLoss", "functional", "loss", "modules"]
+__all__ = [
+    "AdaptiveRobustLoss",
+    "GaussianNLLLoss",
+    "LaplaceNLLLoss",
+    "RegressionLoss",
+    "functional",
+    "gaussian_nll_loss",
+    "laplace_nll_loss",
+    "loss",
+    "modules",
+]
 
 
 def __getattr__(name: str) -> Any:

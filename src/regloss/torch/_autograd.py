@@ -21,8 +21,9 @@ import torch
 from .. import _reduce
 from .._validate import Prepared
 from ..losses import Loss
+from ..losses._nll import NLLLoss
 
-__all__ = ["apply_loss"]
+__all__ = ["apply_loss", "apply_nll"]
 
 
 class _Psi(torch.autograd.Function):
@@ -127,4 +128,79 @@ def _run(loss: Loss, prep: Prepared) -> torch.Tensor:
         out = _LossFunction.apply(prep.prediction, prep.target, loss, prep)  # type: ignore[no-untyped-call]
     else:
         out = _fast_apply(prep.prediction, prep.target, loss, prep)
+    return out  # type: ignore[no-any-return]
+
+
+class _NLLGrad(torch.autograd.Function):
+    """(d/dr, d/dv) of an NLL loss whose own derivative is the analytic Hessian."""
+
+    @staticmethod
+    def forward(ctx: Any, r: torch.Tensor, v: torch.Tensor, nll: NLLLoss) -> Any:
+        ctx.save_for_backward(r, v)
+        ctx.nll = nll
+        return nll.grad(r, v)
+
+    @staticmethod
+    def backward(ctx: Any, g_r: torch.Tensor, g_v: torch.Tensor) -> tuple[Any, Any, None]:
+        r, v = ctx.saved_tensors
+        h_rr, h_rv, h_vv = ctx.nll.hess(r, v)
+        return g_r * h_rr + g_v * h_rv, g_r * h_rv + g_v * h_vv, None
+
+
+class _NLLFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(
+        ctx: Any,
+        prediction: torch.Tensor,
+        target: torch.Tensor,
+        scale_input: torch.Tensor,
+        nll: NLLLoss,
+        prep: Prepared,
+        log_input: bool,
+    ) -> torch.Tensor:
+        fw = _reduce.nll_forward(torch, nll, prep, scale_input, log_input=log_input, need_grad=True)
+        ctx.fw, ctx.prep, ctx.nll, ctx.log_input = fw, prep, nll, log_input
+        ctx.scale_input = scale_input
+        return _scaled(fw.total, fw.value_scale)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        prep, s = ctx.prep, ctx.scale_input
+        if torch.is_grad_enabled():
+            # create_graph=True: rebuild from differentiable pieces (Hessian in _NLLGrad).
+            r, v, f, dv_ds, scale = _reduce.nll_parts(
+                torch, ctx.nll, prep, s, log_input=ctx.log_input, differentiable=True
+            )
+            d_r, d_v = _NLLGrad.apply(r, v, ctx.nll)  # type: ignore[no-untyped-call]
+            if f is not None:
+                d_r, d_v = d_r * f, d_v * f
+            if dv_ds is not None:
+                d_v = d_v * dv_ds
+            g = grad * scale if prep.reduction != "none" else grad
+        else:
+            fw = ctx.fw
+            d_r, d_v = fw.d_pred, fw.d_scale
+            g = _scaled(grad, fw.value_scale)
+        gr = d_r * g
+        needs = ctx.needs_input_grad
+        prediction, target = prep.prediction, prep.target
+        gp = _sum_to(gr, prediction).to(prediction.dtype) if needs[0] else None
+        gt = _sum_to(-gr, target).to(target.dtype) if needs[1] else None
+        gs = None
+        if needs[2]:
+            gs = _sum_to(torch.broadcast_to(d_v * g, gr.shape), s).to(s.dtype)
+        return gp, gt, gs, None, None, None
+
+
+def apply_nll(
+    nll: NLLLoss, prep: Prepared, scale_input: torch.Tensor, log_input: bool
+) -> torch.Tensor:
+    """Evaluate an NLL loss on checked inputs with regloss's analytic autograd."""
+    inputs = (prep.prediction, prep.target, scale_input)
+    if not torch.is_grad_enabled() or not any(x.requires_grad for x in inputs):
+        fw = _reduce.nll_forward(
+            torch, nll, prep, scale_input, log_input=log_input, need_grad=False
+        )
+        return _scaled(fw.total, fw.value_scale)
+    out = _NLLFunction.apply(*inputs, nll, prep, log_input)  # type: ignore[no-untyped-call]
     return out  # type: ignore[no-any-return]

@@ -1,0 +1,165 @@
+"""Negative log-likelihoods with a predicted scale: Gaussian and Laplace.
+
+These take a third input beside prediction and target — the variance (Gaussian; or its
+logarithm) or the Laplace scale b — so they are defined as ``value(r, s)`` with first
+derivatives ``grad(r, s) = (d/dr, d/ds)`` and second derivatives ``hess(r, s) = (d²/dr²,
+d²/dr ds, d²/ds²)``, each written once against the array namespace like :class:`Loss`.
+Their registry is separate (``available_nll_losses()``) because their front-ends take
+three arrays.
+
+With the scale fixed they are the maximum-likelihood faces of the plain losses: Gaussian
+NLL = MSE / (2σ²) + const, Laplace NLL = MAE / b + const (tested).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+from typing import Any, ClassVar, TypeVar
+
+from .._namespace import namespace
+from .._typing import Array
+from .._validate import check_loss_param
+
+__all__ = ["GaussianNLL", "LaplaceNLL", "NLLLoss", "available_nll_losses", "get_nll_loss"]
+
+_HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
+
+
+@dataclasses.dataclass(frozen=True)
+class NLLLoss:
+    """Base of the scale-input losses: ``value``, ``grad`` and ``hess`` of (r, s)."""
+
+    name: ClassVar[str] = ""
+    #: What the third input is (shown in errors and docs).
+    scale_input: ClassVar[str] = "scale"
+    #: The plain loss this is the NLL face of.
+    plain_loss: ClassVar[str] = ""
+    eps: float = 1e-6
+
+    def value(self, r: Array, s: Array) -> Array:
+        raise NotImplementedError
+
+    def grad(self, r: Array, s: Array) -> tuple[Array, Array]:
+        raise NotImplementedError
+
+    def hess(self, r: Array, s: Array) -> tuple[Array, Array, Array]:
+        raise NotImplementedError
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+    def __repr__(self) -> str:
+        return f"{self.name}({', '.join(f'{k}={v!r}' for k, v in self.params.items())})"
+
+
+_NLL_REGISTRY: dict[str, type[NLLLoss]] = {}
+N = TypeVar("N", bound=type[NLLLoss])
+
+
+def _register(name: str) -> Callable[[N], N]:
+    def decorate(cls: N) -> N:
+        cls.name = name
+        _NLL_REGISTRY[name] = cls
+        return cls
+
+    return decorate
+
+
+def available_nll_losses() -> list[str]:
+    """Names of the registered scale-input (NLL) losses."""
+    return list(_NLL_REGISTRY)
+
+
+def get_nll_loss(name: str, **params: Any) -> NLLLoss:
+    """The NLL loss registered as ``name``."""
+    try:
+        cls = _NLL_REGISTRY[name]
+    except KeyError:
+        raise ValueError(f"unknown loss {name!r}; choose one of {available_nll_losses()}") from None
+    accepted = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(params) - set(accepted))
+    if unknown:
+        raise TypeError(
+            f"loss {name!r} got unexpected parameter(s) {unknown}; it accepts {accepted}"
+        )
+    return cls(**params)
+
+
+@_register("gaussian_nll")
+@dataclasses.dataclass(frozen=True, kw_only=True, repr=False)
+class GaussianNLL(NLLLoss):
+    r"""Gaussian negative log-likelihood with predicted variance :math:`v = \sigma^2`:
+
+    .. math:: \ell(r, v) = \tfrac12\left(\log v + \frac{r^2}{v}\right)
+              \;\left(+\tfrac12\log 2\pi \text{ with } full\right)
+
+    Parameters
+    ----------
+    full : bool, default False
+        Add the constant :math:`\tfrac12\log 2\pi` (as ``torch.nn.GaussianNLLLoss``).
+    eps : float, default 1e-6
+        Floor on the variance. The value uses :math:`\max(v, \epsilon)`; the gradient with
+        respect to v is that at the floored value, passed through even where the floor is
+        active (as PyTorch's), so a collapsing variance keeps receiving gradient.
+    beta : float, default 0
+        β-NLL (Seitzer et al., ICLR 2022): each element is weighted by
+        :math:`\operatorname{stop\_grad}(v^\beta)`; β = 0 is the plain NLL, β = 1 gives the
+        mean the gradient of MSE.
+    """
+
+    full: bool = False
+    beta: float = 0.0
+
+    scale_input = "var"
+    plain_loss = "mse"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "eps", check_loss_param("gaussian_nll", "eps", self.eps, low=0.0))
+        b = check_loss_param("gaussian_nll", "beta", self.beta, low=0.0, allow_low=True)
+        if b > 1.0:
+            raise ValueError(f"gaussian_nll: parameter beta must be in [0, 1], got {self.beta!r}")
+        object.__setattr__(self, "beta", b)
+        if not isinstance(self.full, bool):
+            raise ValueError(f"gaussian_nll: parameter full must be a bool, got {self.full!r}")
+
+    def value(self, r: Array, v: Array) -> Array:
+        out = 0.5 * (namespace(r).log(v) + r * r / v)
+        return out + _HALF_LOG_2PI if self.full else out
+
+    def grad(self, r: Array, v: Array) -> tuple[Array, Array]:
+        return r / v, 0.5 * (1.0 - r * r / v) / v
+
+    def hess(self, r: Array, v: Array) -> tuple[Array, Array, Array]:
+        return 1.0 / v, -r / (v * v), (r * r / v - 0.5) / (v * v)
+
+
+@_register("laplace_nll")
+@dataclasses.dataclass(frozen=True, kw_only=True, repr=False)
+class LaplaceNLL(NLLLoss):
+    r"""Laplace negative log-likelihood with predicted scale b:
+    :math:`\ell(r, b) = \log(2b) + |r|/b`.
+
+    ``eps`` floors b as ``gaussian_nll`` floors the variance. d/dr = sign(r)/b (0 at
+    r = 0, as MAE).
+    """
+
+    scale_input = "scale"
+    plain_loss = "mae"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "eps", check_loss_param("laplace_nll", "eps", self.eps, low=0.0))
+
+    def value(self, r: Array, b: Array) -> Array:
+        xp = namespace(r)
+        return xp.log(2.0 * b) + xp.abs(r) / b
+
+    def grad(self, r: Array, b: Array) -> tuple[Array, Array]:
+        xp = namespace(r)
+        return xp.sign(r) / b, (1.0 - xp.abs(r) / b) / b
+
+    def hess(self, r: Array, b: Array) -> tuple[Array, Array, Array]:
+        xp = namespace(r)
+        return xp.zeros_like(r * b), -xp.sign(r) / (b * b), (2.0 * xp.abs(r) / b - 1.0) / (b * b)

@@ -1,0 +1,183 @@
+"""Gaussian and Laplace negative log-likelihoods for PyTorch (third input: the predicted
+variance or scale), with analytic backward and double backward.
+
+``gaussian_nll_loss`` keeps ``torch.nn.functional.gaussian_nll_loss``'s signature
+``(input, target, var, full=False, eps=1e-6, reduction='mean')`` and adds regloss's
+keywords (``log_var``, ``beta``, ``weight``, ``mask``, ``nan_policy``, ``broadcast``).
+
+Examples
+--------
+>>> import torch
+>>> from regloss.torch import gaussian_nll_loss
+>>> pred, target = torch.tensor([1.5, 2.0, 4.0]), torch.tensor([1.0, 2.0, 3.0])
+>>> gaussian_nll_loss(pred, target, torch.ones(3))  # MSE / 2 with unit variance
+tensor(0.2083)
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .._validate import check_nan_policy, check_reduction, check_scale_input, prepare
+from ..losses._nll import GaussianNLL, LaplaceNLL, NLLLoss
+from ._autograd import apply_nll
+
+__all__ = ["GaussianNLLLoss", "LaplaceNLLLoss", "gaussian_nll_loss", "laplace_nll_loss"]
+
+
+def _evaluate(
+    spec: NLLLoss,
+    input: torch.Tensor,
+    target: torch.Tensor,
+    scale: torch.Tensor,
+    log_input: bool,
+    reduction: str,
+    weight: torch.Tensor | None,
+    mask: torch.Tensor | None,
+    nan_policy: str,
+    broadcast: bool,
+) -> torch.Tensor:
+    prep = prepare(
+        torch,
+        input,
+        target,
+        reduction=reduction,
+        weight=weight,
+        mask=mask,
+        nan_policy=nan_policy,
+        broadcast=broadcast,
+    )
+    s = check_scale_input(torch, spec.scale_input, scale, prep.shape, log_input=log_input)
+    return apply_nll(spec, prep, s, log_input)
+
+
+def gaussian_nll_loss(
+    input: torch.Tensor,
+    target: torch.Tensor,
+    var: torch.Tensor,
+    full: bool = False,
+    eps: float = 1e-6,
+    reduction: str = "mean",
+    *,
+    log_var: bool = False,
+    beta: float = 0.0,
+    weight: torch.Tensor | None = None,
+    mask: torch.Tensor | None = None,
+    nan_policy: str = "propagate",
+    broadcast: bool = False,
+) -> torch.Tensor:
+    """Gaussian NLL of ``(input, target)`` = (prediction, target) with predicted ``var``
+    (its logarithm with ``log_var=True``); see :class:`regloss.losses.GaussianNLL`."""
+    spec = GaussianNLL(full=full, eps=eps, beta=beta)
+    return _evaluate(
+        spec, input, target, var, log_var, reduction, weight, mask, nan_policy, broadcast
+    )
+
+
+def laplace_nll_loss(
+    input: torch.Tensor,
+    target: torch.Tensor,
+    scale: torch.Tensor,
+    reduction: str = "mean",
+    *,
+    eps: float = 1e-6,
+    log_scale: bool = False,
+    weight: torch.Tensor | None = None,
+    mask: torch.Tensor | None = None,
+    nan_policy: str = "propagate",
+    broadcast: bool = False,
+) -> torch.Tensor:
+    """Laplace NLL log(2b) + |r|/b with predicted scale b (its log with ``log_scale=True``)."""
+    spec = LaplaceNLL(eps=eps)
+    return _evaluate(
+        spec, input, target, scale, log_scale, reduction, weight, mask, nan_policy, broadcast
+    )
+
+
+class GaussianNLLLoss(torch.nn.Module):
+    """Drop-in for ``torch.nn.GaussianNLLLoss``; ``forward(input, target, var, weight=None,
+    mask=None)``."""
+
+    def __init__(
+        self,
+        *,
+        full: bool = False,
+        eps: float = 1e-6,
+        reduction: str = "mean",
+        log_var: bool = False,
+        beta: float = 0.0,
+        nan_policy: str = "propagate",
+        broadcast: bool = False,
+    ) -> None:
+        super().__init__()
+        self.spec = GaussianNLL(full=full, eps=eps, beta=beta)
+        self.reduction = check_reduction(reduction)
+        self.nan_policy = check_nan_policy(nan_policy)
+        self.log_var, self.broadcast = bool(log_var), bool(broadcast)
+
+    def forward(
+        self,
+        input: torch.Tensor,
+        target: torch.Tensor,
+        var: torch.Tensor,
+        weight: torch.Tensor | None = None,
+        mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        return _evaluate(
+            self.spec,
+            input,
+            target,
+            var,
+            self.log_var,
+            self.reduction,
+            weight,
+            mask,
+            self.nan_policy,
+            self.broadcast,
+        )
+
+    def extra_repr(self) -> str:
+        return f"{self.spec!r}, reduction={self.reduction!r}, log_var={self.log_var}"
+
+
+class LaplaceNLLLoss(torch.nn.Module):
+    """Laplace NLL as a module; ``forward(input, target, scale, weight=None, mask=None)``."""
+
+    def __init__(
+        self,
+        *,
+        eps: float = 1e-6,
+        reduction: str = "mean",
+        log_scale: bool = False,
+        nan_policy: str = "propagate",
+        broadcast: bool = False,
+    ) -> None:
+        super().__init__()
+        self.spec = LaplaceNLL(eps=eps)
+        self.reduction = check_reduction(reduction)
+        self.nan_policy = check_nan_policy(nan_policy)
+        self.log_scale, self.broadcast = bool(log_scale), bool(broadcast)
+
+    def forward(
+        self,
+        input: torch.Tensor,
+        target: torch.Tensor,
+        scale: torch.Tensor,
+        weight: torch.Tensor | None = None,
+        mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        return _evaluate(
+            self.spec,
+            input,
+            target,
+            scale,
+            self.log_scale,
+            self.reduction,
+            weight,
+            mask,
+            self.nan_policy,
+            self.broadcast,
+        )
+
+    def extra_repr(self) -> str:
+        return f"{self.spec!r}, reduction={self.reduction!r}, log_scale={self.log_scale}"
