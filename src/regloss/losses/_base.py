@@ -128,7 +128,7 @@ def available_losses() -> list[str]:
     >>> import regloss
     >>> regloss.available_losses()  # doctest: +NORMALIZE_WHITESPACE
     ['mse', 'mae', 'huber', 'smooth_l1', 'pseudo_huber', 'log_cosh', 'quantile', 'cauchy',
-     'geman_mcclure', 'welsch', 'tukey', 'fair']
+     'geman_mcclure', 'welsch', 'tukey', 'fair', 'barron']
     """
     return list(_REGISTRY)
 
