@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml requirements/test.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements/test.txt -e '.[torch,jax,stats]'
+	$(BIN)/python -m pip install --quiet -r requirements/test.txt -e '.[torch,jax,stats,diagnose]'
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from .._version import __version__
-from . import demo, losses, verify
+from . import demo, diagnose, losses, verify
 
 __all__ = ["main"]
 
@@ -26,7 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="regloss", description="Regression losses defined once.")
     parser.add_argument("--version", action="version", version=f"regloss {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for module in (demo, losses, verify):
+    for module in (demo, diagnose, losses, verify):
         module.add_parser(sub)
     return parser
 

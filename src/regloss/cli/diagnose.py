@@ -1,0 +1,187 @@
+"""``regloss diagnose``: from a file of predictions and targets, is MSE the right loss?"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from ..diagnostics import diagnose_source, open_source
+from ._table import table
+
+__all__ = ["add_parser", "run"]
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser(
+        "diagnose",
+        help="analyse residuals in a CSV/Parquet/.npy/.npz file and recommend a loss",
+        description="Reads predictions and targets in chunks (files larger than memory work) "
+        "and reports error sizes, the noise model, normality, outlier influence and a loss.",
+    )
+    p.add_argument(
+        "files",
+        nargs="+",
+        metavar="FILE",
+        help="a .csv, .parquet or .npz file, or two .npy files (predictions, targets)",
+    )
+    p.add_argument(
+        "--pred",
+        action="append",
+        metavar="COL",
+        help="prediction column (repeat for several outputs); default 'prediction'",
+    )
+    p.add_argument(
+        "--target",
+        action="append",
+        metavar="COL",
+        help="target column, one per --pred; default 'target'",
+    )
+    p.add_argument("--weight", metavar="COL", help="optional sample-weight column")
+    p.add_argument(
+        "--nan-policy",
+        choices=["raise", "omit"],
+        default="raise",
+        help="rows with NaN/inf: fail (default) or skip and count them",
+    )
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--chunk-rows",
+        type=int,
+        default=1 << 16,
+        metavar="N",
+        help="rows per chunk (memory stays flat in the file size)",
+    )
+    p.add_argument(
+        "--top-k", type=int, default=10, metavar="K", help="how many largest contributors to list"
+    )
+    p.set_defaults(run=run)
+
+
+@contextmanager
+def _progress(enabled: bool, total: int | None) -> Iterator[Callable[[int], None] | None]:
+    if not enabled:
+        yield None
+        return
+    try:
+        from rich.progress import Progress
+    except ImportError:
+        yield None
+        return
+    from rich.console import Console
+
+    with Progress(console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("reading", total=total)
+        yield lambda rows: bar.update(task, completed=rows)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.chunk_rows < 1:
+        raise ValueError(f"--chunk-rows must be >= 1, got {args.chunk_rows}")
+    if args.top_k < 0:
+        raise ValueError(f"--top-k must be >= 0, got {args.top_k}")
+    source = open_source(
+        args.files,
+        pred=args.pred,
+        target=args.target,
+        weight=args.weight,
+        chunk_rows=args.chunk_rows,
+    )
+    show = not args.quiet and sys.stderr.isatty()
+    with _progress(show, source.total_rows) as progress:
+        report = diagnose_source(
+            source, nan_policy=args.nan_policy, top_k=args.top_k, progress=progress
+        )
+    if args.json:
+        print(json.dumps(report, indent=2, allow_nan=True))
+    else:
+        print(summary(report))
+    return 0
+
+
+def _g(x: float) -> str:
+    return f"{x:.4g}"
+
+
+def summary(report: dict[str, Any]) -> str:
+    """The terminal summary of a diagnosis."""
+    lines = [
+        f"regloss diagnose: {report['input']}: {report['rows_read']} rows"
+        + (f", {report['rows_omitted']} omitted (NaN/inf)" if report["rows_omitted"] else "")
+    ]
+    for out in report["outputs"]:
+        e, nm, no, ol = out["errors"], out["noise_model"], out["normality"], out["outliers"]
+        lines.append("")
+        lines.append(
+            table(
+                ["error", "value"],
+                [
+                    ["MSE", _g(e["mse"])],
+                    ["RMSE", _g(e["rmse"])],
+                    ["MAE", _g(e["mae"])],
+                    [f"Huber (delta {_g(e['huber']['delta'])})", _g(e["huber"]["mean"])],
+                    ["median absolute error", _g(e["median_absolute_error"])],
+                    [f"max error (row {e['max_error_row']})", _g(e["max_error"])],
+                    ["R^2", _g(e["r2"])],
+                ],
+                title=f"{out['output']} ({out['n']} residuals)",
+            )
+        )
+        lines.append(
+            table(
+                ["evidence", "value"],
+                [
+                    [
+                        "Gaussian sigma / Laplace b",
+                        f"{_g(nm['gaussian']['sigma'])} / {_g(nm['laplace']['b'])}",
+                    ],
+                    [
+                        "AIC Gaussian / Laplace",
+                        f"{_g(nm['gaussian']['aic'])} / {_g(nm['laplace']['aic'])}",
+                    ],
+                    [
+                        "skewness / excess kurtosis",
+                        f"{no['skewness']:.3f} / {no['excess_kurtosis']:.3f}",
+                    ],
+                    ["Jarque-Bera p-value", f"{no['p_value']:.3g}"],
+                    [
+                        "robust scale (1.4826 MAD) vs sigma",
+                        f"{_g(no['robust_scale'])} vs {_g(nm['gaussian']['sigma'])}",
+                    ],
+                    [
+                        "SSE share of worst 1% / 0.1%",
+                        " / ".join(f"{100 * s['share']:.1f}%" for s in ol["sse_share_worst"]),
+                    ],
+                    [
+                        "beyond 3 robust scales",
+                        f"{ol['beyond_3_robust_scales']:.0f} "
+                        f"({100 * ol['beyond_3_robust_scales_fraction']:.2f}%)",
+                    ],
+                ],
+            )
+        )
+        if ol["top"]:
+            lines.append(
+                table(
+                    ["row", "contribution r^2", "prediction", "target"],
+                    [
+                        [t["row"], _g(t["contribution"]), _g(t["prediction"]), _g(t["target"])]
+                        for t in ol["top"]
+                    ],
+                    title="largest contributions",
+                )
+            )
+        rec = out["recommendation"]
+        params = ", ".join(f"{k}={_g(v)}" for k, v in rec["params"].items())
+        lines.append(f"recommended loss: {rec['loss']}({params})")
+        lines += [f"  - {r}" for r in rec["reasons"]]
+        lines.append(
+            f"  (median, MAD, shares and counts from a sketch with "
+            f"{100 * out['approximation']['order_statistics_relative_error']:.2g}% "
+            "relative error)"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,96 @@
+"""A mergeable histogram with bounded relative error, for order statistics on streams.
+
+Every finite value x != 0 falls in a bin of relative width at most 2**-BITS (0.1%), keyed
+by its sign, binary exponent and the top BITS bits of its mantissa; zeros have a bin of
+their own. Each bin keeps the count and the sums of w, w·x² and w·|x| of its values, so
+quantiles are known to within one bin (relative error <= 2**-BITS of the value) and sums
+over "all values beyond a threshold" are exact except for the one bin the threshold falls
+in. Memory grows with the number of occupied bins (a few thousand for real residuals),
+not with the number of values, and two sketches merge by adding bins.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["BITS", "RelativeSketch"]
+
+BITS = 10
+REL_ERROR = 2.0**-BITS
+
+
+def _keys(x: np.ndarray) -> np.ndarray:
+    m, e = np.frexp(np.abs(x))  # |x| = m * 2**e, m in [0.5, 1)
+    k = e.astype(np.int64) * (1 << BITS) + np.floor((2.0 * m - 1.0) * (1 << BITS)).astype(np.int64)
+    k = k + (1 << 24)  # keep positive keys positive for every float64 exponent
+    return np.where(x > 0, k, np.where(x < 0, -k, 0))
+
+
+def _edges(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(lower, upper) value bounds of each bin key."""
+    k = np.abs(keys) - (1 << 24)
+    e = k >> BITS
+    frac = (k & ((1 << BITS) - 1)).astype(np.float64)
+    lo = np.ldexp(0.5 * (1.0 + frac / (1 << BITS)), e.astype(np.int64))
+    hi = np.ldexp(0.5 * (1.0 + (frac + 1.0) / (1 << BITS)), e.astype(np.int64))
+    neg = keys < 0
+    lower = np.where(neg, -hi, lo)
+    upper = np.where(neg, -lo, hi)
+    zero = keys == 0
+    return np.where(zero, 0.0, lower), np.where(zero, 0.0, upper)
+
+
+@dataclass
+class RelativeSketch:
+    """Bins of the values seen so far (see the module docstring)."""
+
+    bins: dict[int, np.ndarray] = field(default_factory=dict)
+
+    def update(self, x: np.ndarray, w: np.ndarray | None = None) -> None:
+        if x.size == 0:
+            return
+        w = np.ones_like(x) if w is None else w
+        keys, inverse = np.unique(_keys(x), return_inverse=True)
+        stats = np.zeros((keys.size, 4))
+        np.add.at(stats[:, 0], inverse, 1.0)
+        np.add.at(stats[:, 1], inverse, w)
+        np.add.at(stats[:, 2], inverse, w * x * x)
+        np.add.at(stats[:, 3], inverse, w * np.abs(x))
+        for key, row in zip(keys.tolist(), stats):
+            acc = self.bins.get(key)
+            if acc is None:
+                self.bins[key] = row.copy()
+            else:
+                acc += row
+
+    def merge(self, other: RelativeSketch) -> None:
+        for key, row in other.bins.items():
+            acc = self.bins.get(key)
+            self.bins[key] = row.copy() if acc is None else acc + row
+
+    def table(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(lower edges, upper edges, per-bin stats [count, w, w x², w |x|]) sorted by value,
+        and the cumulative counts."""
+        keys = np.fromiter(self.bins, dtype=np.int64, count=len(self.bins))
+        lo, hi = _edges(keys)
+        order = np.argsort(lo, kind="stable")
+        stats = np.array([self.bins[int(k)] for k in keys[order]]).reshape(-1, 4)
+        return lo[order], hi[order], stats, np.cumsum(stats[:, 0])
+
+    def quantile(self, q: float) -> float:
+        """The q-quantile (by count) to within one bin; returns the bin's midpoint."""
+        lo, hi, _, cum = self.table()
+        target = q * cum[-1]
+        i = int(np.searchsorted(cum, target, side="left"))
+        i = min(i, lo.size - 1)
+        return float(0.5 * (lo[i] + hi[i]))
+
+    def count_within(self, a: float, b: float) -> tuple[float, float]:
+        """(at least, at most) how many values lie in [a, b] (bins straddling an end
+        count in the upper bound only)."""
+        lo, hi, stats, _ = self.table()
+        inside = (lo >= a) & (hi <= b)
+        touching = (hi >= a) & (lo <= b)
+        return float(stats[inside, 0].sum()), float(stats[touching, 0].sum())

@@ -1,0 +1,344 @@
+"""regloss diagnose: known answers, streaming equals in-memory, every bad input, JSON."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from regloss import numpy as rnp
+from regloss.diagnostics import diagnose
+
+N = 20000
+RNG = np.random.default_rng(11)
+Y = RNG.normal(size=N)
+NOISE = {
+    "gaussian": RNG.normal(scale=0.7, size=N),
+    "laplace": RNG.laplace(size=N),
+    "contaminated": np.where(RNG.random(N) < 0.1, RNG.normal(scale=25, size=N), RNG.normal(size=N)),
+}
+
+
+def _out(noise: str, **kw: Any) -> dict[str, Any]:
+    return diagnose(Y + NOISE[noise], Y, **kw)["outputs"][0]
+
+
+def test_gaussian_residuals_pass_normality_and_lead_to_mse() -> None:
+    d = _out("gaussian")
+    assert d["normality"]["p_value"] >= 0.01
+    assert d["noise_model"]["favoured"] == "gaussian"
+    assert d["recommendation"]["loss"] == "mse"
+    assert d["normality"]["robust_scale"] == pytest.approx(0.7, rel=0.05)
+
+
+def test_laplace_residuals_lead_to_huber_with_scaled_delta() -> None:
+    d = _out("laplace")
+    assert d["normality"]["p_value"] < 1e-6
+    assert d["noise_model"]["favoured"] == "laplace"
+    rec = d["recommendation"]
+    assert rec["loss"] == "huber"
+    # Laplace(b=1): MAD = ln 2, robust scale 1.4826 ln 2 = 1.028, delta = 1.345 x that
+    assert rec["params"]["delta"] == pytest.approx(1.345 * 1.4826 * np.log(2), rel=0.05)
+    assert len(rec["reasons"]) >= 4
+
+
+def test_contaminated_residuals_lead_to_a_redescending_loss() -> None:
+    d = _out("contaminated")
+    rec = d["recommendation"]
+    assert rec["loss"] == "tukey"
+    assert rec["params"]["c"] == pytest.approx(4.685 * d["normality"]["robust_scale"], rel=1e-3)
+    assert d["normality"]["robust_scale"] == pytest.approx(1.1, rel=0.15)  # not inflated
+    assert d["outliers"]["sse_share_worst"][0]["share"] > 0.3
+    assert any("gross outliers" in r for r in rec["reasons"])
+
+
+def _between_middle_order_statistics(value: float, x: np.ndarray, tol: float) -> bool:
+    """``value`` lies within relative ``tol`` of the span of the two middle order statistics
+    (the sketch returns a quantile by rank; np.median averages the two middle values)."""
+    s = np.sort(x)
+    lo, hi = s[(x.size - 1) // 2], s[x.size // 2]
+    return bool(lo - tol * abs(lo) <= value <= hi + tol * abs(hi))
+
+
+def test_order_statistics_are_within_the_stated_error() -> None:
+    r = NOISE["laplace"]
+    d = _out("laplace")
+    tol = d["approximation"]["order_statistics_relative_error"]
+    med = d["normality"]["median_residual"]
+    assert _between_middle_order_statistics(med, r, tol)
+    assert _between_middle_order_statistics(d["errors"]["median_absolute_error"], np.abs(r), tol)
+    mad = d["normality"]["robust_scale"] / 1.4826
+    assert _between_middle_order_statistics(mad, np.abs(r - np.median(r)), 3 * tol)
+    srt = np.sort(r**2)[::-1]
+    for s in d["outliers"]["sse_share_worst"]:
+        k = s["fraction"] * N
+        exact = srt[: int(k)].sum() / srt.sum()
+        assert s["share"] == pytest.approx(exact, rel=0.01)
+    top = d["outliers"]["top"]
+    order = np.argsort(-(r**2))[: len(top)]
+    assert [t["row"] for t in top] == order.tolist()
+
+
+def test_error_sizes_match_the_losses() -> None:
+    p, y = Y + NOISE["gaussian"], Y
+    w = RNG.uniform(0.1, 2.0, N)
+    e = diagnose(p, y, w)["outputs"][0]["errors"]
+    assert e["mse"] == pytest.approx(rnp.mse(p, y, weight=w), rel=1e-13)
+    assert e["mae"] == pytest.approx(rnp.mae(p, y, weight=w), rel=1e-13)
+    assert e["huber"]["mean"] == pytest.approx(
+        rnp.huber(p, y, weight=w, delta=e["huber"]["delta"]), rel=1e-3
+    )
+    from sklearn.metrics import r2_score
+
+    assert e["r2"] == pytest.approx(r2_score(y, p, sample_weight=w), rel=1e-12)
+
+
+def _leaves(d: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(d, dict):
+        out: dict[str, Any] = {}
+        for k, v in d.items():
+            out.update(_leaves(v, f"{prefix}.{k}"))
+        return out
+    if isinstance(d, list):
+        out = {}
+        for i, v in enumerate(d):
+            out.update(_leaves(v, f"{prefix}[{i}]"))
+        return out
+    return {prefix: d}
+
+
+def _assert_same(a: dict[str, Any], b: dict[str, Any], skip: tuple[str, ...] = ()) -> None:
+    la, lb = _leaves(a), _leaves(b)
+    assert la.keys() == lb.keys()
+    for k in la:
+        if any(s in k for s in skip):
+            continue
+        if isinstance(la[k], float):
+            assert la[k] == pytest.approx(lb[k], rel=1e-12, abs=1e-12, nan_ok=True), k
+        else:
+            assert la[k] == lb[k], k
+
+
+def test_streamed_equals_in_memory() -> None:
+    p = Y + NOISE["contaminated"]
+    _assert_same(diagnose(p, Y, chunk_rows=777), diagnose(p, Y, chunk_rows=10**9))
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "regloss", "diagnose", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("data")
+    p = Y[:3000] + NOISE["laplace"][:3000]
+    y = Y[:3000]
+    w = np.linspace(0.5, 1.5, 3000)
+    out = {
+        "csv": d / "r.csv",
+        "parquet": d / "r.parquet",
+        "npz": d / "r.npz",
+        "pred": d / "p.npy",
+        "target": d / "t.npy",
+    }
+    with out["csv"].open("w") as f:
+        f.write("id,prediction,target,w,p2,t2\n")
+        for i, (a, b, c) in enumerate(zip(p, y, w)):
+            a, b, c = float(a), float(b), float(c)
+            f.write(f"{i},{a!r},{b!r},{c!r},{2 * a!r},{b!r}\n")
+    pq.write_table(
+        pa.table({"prediction": p, "target": y, "w": w}), out["parquet"], row_group_size=700
+    )
+    np.savez(out["npz"], prediction=p, target=y)
+    np.save(out["pred"], p)
+    np.save(out["target"], y)
+    return out
+
+
+def test_every_format_gives_the_same_report(files: dict[str, Path]) -> None:
+    reports = []
+    for args in (
+        [str(files["csv"])],
+        [str(files["parquet"])],
+        [str(files["npz"])],
+        [str(files["pred"]), str(files["target"])],
+    ):
+        proc = _cli(*args, "--json", "--chunk-rows", "500")
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stderr == ""  # no progress bar when not a terminal
+        reports.append(json.loads(proc.stdout)["outputs"][0])
+    for r in reports[1:]:
+        _assert_same(reports[0], r, skip=("output",))
+    ref = diagnose(Y[:3000] + NOISE["laplace"][:3000], Y[:3000])["outputs"][0]
+    _assert_same(reports[0], ref, skip=("output",))
+
+
+def test_multi_output_and_weight_columns(files: dict[str, Path]) -> None:
+    proc = _cli(
+        str(files["csv"]),
+        "--pred",
+        "prediction",
+        "--target",
+        "target",
+        "--pred",
+        "p2",
+        "--target",
+        "t2",
+        "--weight",
+        "w",
+        "--json",
+    )
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert [o["output"] for o in report["outputs"]] == ["prediction vs target", "p2 vs t2"]
+    assert report["weight"] == "w"
+    data = np.genfromtxt(files["csv"], delimiter=",", names=True)
+    assert report["outputs"][1]["errors"]["mse"] == pytest.approx(
+        rnp.mse(data["p2"], data["t2"], weight=data["w"]), rel=1e-12
+    )
+
+
+def test_terminal_summary(files: dict[str, Path]) -> None:
+    proc = _cli(str(files["parquet"]))
+    assert proc.returncode == 0
+    assert "recommended loss: huber(delta=" in proc.stdout
+    assert "Jarque-Bera p-value" in proc.stdout
+    assert "largest contributions" in proc.stdout
+
+
+def test_json_schema(files: dict[str, Path]) -> None:
+    report = json.loads(_cli(str(files["npz"]), "--json").stdout)
+    assert set(report) == {
+        "schema_version",
+        "input",
+        "rows_read",
+        "rows_omitted",
+        "weight",
+        "outputs",
+    }
+    out = report["outputs"][0]
+    assert set(out) == {
+        "output",
+        "n",
+        "errors",
+        "noise_model",
+        "normality",
+        "outliers",
+        "approximation",
+        "recommendation",
+    }
+    assert set(out["errors"]) == {
+        "mse",
+        "rmse",
+        "mae",
+        "huber",
+        "median_absolute_error",
+        "max_error",
+        "max_error_row",
+        "r2",
+    }
+    assert set(out["recommendation"]) == {"loss", "params", "reasons"}
+    assert report["schema_version"] == 1
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+BAD: list[Any] = [
+    pytest.param(lambda d: [str(d / "missing.csv")], r"missing.csv: no such file", id="missing"),
+    pytest.param(lambda d: [str(_write(d / "e.csv", ""))], r"e.csv: the file is empty", id="empty"),
+    pytest.param(
+        lambda d: [str(_write(d / "h.csv", "prediction,target\n"))],
+        r"h.csv: no data rows",
+        id="header-only",
+    ),
+    pytest.param(
+        lambda d: [str(_write(d / "c.csv", "a,b\n1,2\n"))],
+        r"no columns named 'prediction' and 'target'; choose them with --pred COL "
+        r"--target COL from the columns \['a', 'b'\]",
+        id="no-default-columns",
+    ),
+    pytest.param(
+        lambda d: [str(_write(d / "x.csv", "prediction,target\n1,2\n3,abc\n5,6\n"))],
+        r"x.csv: non-numeric value 'abc' in column 'target' at data row 1 \(line 3\)",
+        id="non-numeric",
+    ),
+    pytest.param(
+        lambda d: [str(_write(d / "n.csv", "prediction,target\n1,2\n3,nan\ninf,6\n"))],
+        r"2 row\(s\) with NaN or inf values, the first at data row 1; clean them or "
+        r"pass --nan-policy omit",
+        id="nan-raise",
+    ),
+    pytest.param(
+        lambda d: [str(_write(d / "a.csv", "prediction,target\nnan,2\n"))],
+        r"a.csv: 1 row\(s\) with NaN or inf",
+        id="all-nan",
+    ),
+    pytest.param(
+        lambda d: [
+            str(_write(d / "w.csv", "prediction,target,w\n1,2,1\n3,4,-1\n")),
+            "--weight",
+            "w",
+        ],
+        r"negative weight -1 at data row 1; weights must be >= 0",
+        id="negative-weight",
+    ),
+    pytest.param(
+        lambda d: [str(_write(d / "t.parquet", "not parquet at all"))],
+        r"t.parquet: cannot read the Parquet file .*is it truncated or not Parquet\?",
+        id="not-parquet",
+    ),
+    pytest.param(
+        lambda d: [str(d / "trunc.parquet")],
+        r"trunc.parquet: cannot read the Parquet",
+        id="truncated-parquet",
+    ),
+    pytest.param(
+        lambda d: [str(d / "p3.npy"), str(d / "t4.npy")],
+        r"prediction has shape \(3, 1\) but target has shape \(4, 1\)",
+        id="different-lengths",
+    ),
+    pytest.param(
+        lambda d: [str(_write(d / "f.txt", "x"))], r"unknown file type '.txt'", id="unknown-type"
+    ),
+    pytest.param(lambda d: [str(d / "p3.npy")], r"\.npy input takes two files", id="one-npy"),
+]
+
+
+@pytest.mark.parametrize(("make_args", "message"), BAD)
+def test_bad_input_is_one_line_exit_2(tmp_path: Path, make_args: Any, message: str) -> None:
+    np.save(tmp_path / "p3.npy", np.zeros(3))
+    np.save(tmp_path / "t4.npy", np.zeros(4))
+    good = tmp_path / "good.parquet"
+    pq.write_table(pa.table({"prediction": np.zeros(10000), "target": np.ones(10000)}), good)
+    (tmp_path / "trunc.parquet").write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    proc = _cli(*make_args(tmp_path))
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stdout == ""  # never a partial report
+    assert proc.stderr.count("\n") == 1
+    assert "Traceback" not in proc.stderr
+    import re
+
+    assert re.search(message, proc.stderr), proc.stderr
+
+
+def test_nan_policy_omit_counts_and_skips(tmp_path: Path) -> None:
+    path = _write(tmp_path / "n.csv", "prediction,target\n1,2\n3,nan\ninf,6\n4,4.5\n")
+    report = json.loads(_cli(str(path), "--nan-policy", "omit", "--json").stdout)
+    assert report["rows_read"] == 4 and report["rows_omitted"] == 2
+    assert report["outputs"][0]["n"] == 2
+    assert report["outputs"][0]["errors"]["mse"] == pytest.approx((1 + 0.25) / 2)
