@@ -67,6 +67,15 @@ def _between_middle_order_statistics(value: float, x: np.ndarray, tol: float) ->
     return bool(lo - tol * abs(lo) <= value <= hi + tol * abs(hi))
 
 
+def test_constant_residuals_are_a_bias_not_outliers() -> None:
+    y = RNG.normal(size=1000)
+    d = diagnose(y + 0.1, y)["outputs"][0]
+    assert d["normality"]["constant_residuals"] is True
+    assert d["outliers"]["beyond_3_robust_scales"] == 0
+    assert d["recommendation"]["loss"] == "mse"
+    assert "constant bias" in d["recommendation"]["reasons"][0]
+
+
 def test_order_statistics_are_within_the_stated_error() -> None:
     r = NOISE["laplace"]
     d = _out("laplace")

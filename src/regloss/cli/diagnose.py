@@ -7,9 +7,10 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
-from ..diagnostics import diagnose_source, open_source
+from ..diagnostics import open_source, run_source
 from ._table import table
 
 __all__ = ["add_parser", "run"]
@@ -48,6 +49,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         help="rows with NaN/inf: fail (default) or skip and count them",
     )
     p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument(
+        "--report",
+        metavar="FILE.html",
+        help="write a self-contained HTML report with the figures embedded",
+    )
+    p.add_argument("--plots", metavar="DIR", help="write the figures as PNG files into DIR")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument(
         "--chunk-rows",
@@ -91,11 +98,21 @@ def run(args: argparse.Namespace) -> int:
         weight=args.weight,
         chunk_rows=args.chunk_rows,
     )
+    if args.report and not args.report.lower().endswith((".html", ".htm")):
+        raise ValueError(f"--report must name an .html file, got {args.report!r}")
     show = not args.quiet and sys.stderr.isatty()
     with _progress(show, source.total_rows) as progress:
-        report = diagnose_source(
+        report, accs = run_source(
             source, nan_policy=args.nan_policy, top_k=args.top_k, progress=progress
         )
+    if args.report or args.plots:
+        from ..diagnostics._report import figures, write_html, write_pngs
+
+        pngs = [figures(acc, out) for acc, out in zip(accs, report["outputs"])]
+        if args.plots:
+            write_pngs(Path(args.plots), pngs)
+        if args.report:
+            write_html(Path(args.report), report, pngs)
     if args.json:
         print(json.dumps(report, indent=2, allow_nan=True))
     else:

@@ -26,7 +26,14 @@ from ._accumulate import OutputAccumulator
 from ._analyze import analyze_output
 from ._io import Chunk, InputError, Source, open_source
 
-__all__ = ["SCHEMA_VERSION", "InputError", "diagnose", "diagnose_source", "open_source"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "InputError",
+    "diagnose",
+    "diagnose_source",
+    "open_source",
+    "run_source",
+]
 
 SCHEMA_VERSION = 1
 
@@ -39,6 +46,17 @@ def diagnose_source(
     progress: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
     """Diagnose every output of ``source`` in one streamed pass."""
+    return run_source(source, nan_policy=nan_policy, top_k=top_k, progress=progress)[0]
+
+
+def run_source(
+    source: Source,
+    *,
+    nan_policy: str = "raise",
+    top_k: int = 10,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[dict[str, Any], list[OutputAccumulator]]:
+    """The diagnosis and the accumulators behind it (the figures are drawn from those)."""
     if nan_policy not in ("raise", "omit"):
         raise InputError(f"--nan-policy must be 'raise' or 'omit', got {nan_policy!r}")
     accs = [OutputAccumulator(top_k=top_k) for _ in source.pred_cols]
@@ -79,7 +97,7 @@ def diagnose_source(
         analyze_output(acc, f"{p} vs {t}")
         for acc, p, t in zip(accs, source.pred_cols, source.target_cols)
     ]
-    return {
+    report = {
         "schema_version": SCHEMA_VERSION,
         "input": source.description,
         "rows_read": rows,
@@ -87,6 +105,7 @@ def diagnose_source(
         "weight": source.weight_col,
         "outputs": outputs,
     }
+    return report, accs
 
 
 def _keep(chunk: Chunk, mask: np.ndarray) -> Chunk:

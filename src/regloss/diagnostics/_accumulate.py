@@ -35,6 +35,11 @@ class OutputAccumulator:
     max_abs: float = 0.0
     max_row: int = -1
     heap: list[tuple[float, int, float, float]] = field(default_factory=list)
+    #: Uniform sample of (prediction, residual) pairs for plots: the SAMPLE smallest of a
+    #: random key per value (bottom-k sampling: exact-uniform, mergeable, seeded).
+    sample_size: int = 4000
+    sample: np.ndarray = field(default_factory=lambda: np.empty((0, 3)))
+    rng: np.random.Generator = field(default_factory=lambda: np.random.default_rng(0))
 
     def update(
         self, pred: np.ndarray, target: np.ndarray, weight: np.ndarray | None, rows: np.ndarray
@@ -68,6 +73,11 @@ class OutputAccumulator:
         i = int(np.argmax(np.abs(r)))
         if abs(r[i]) > self.max_abs or self.max_row < 0:
             self.max_abs, self.max_row = float(abs(r[i])), int(rows[i])
+        keys = self.rng.random(r.size)
+        pool = np.concatenate([self.sample, np.column_stack([keys, pred, r])])
+        if pool.shape[0] > self.sample_size:
+            pool = pool[np.argpartition(pool[:, 0], self.sample_size)[: self.sample_size]]
+        self.sample = pool
         # top-k contributions w r^2, exact: only candidates above the current k-th enter
         contrib = w * r * r
         k = min(self.top_k, contrib.size)

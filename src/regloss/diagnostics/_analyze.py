@@ -32,7 +32,8 @@ def _mad(acc: OutputAccumulator, median: float) -> float:
             lo = mid
         if hi - lo <= REL_ERROR * 1e-3 * max(hi, 1e-300):
             break
-    return hi
+    # Below the sketch's resolution around the median the count cannot shrink further.
+    return max(hi, REL_ERROR * abs(median))
 
 
 def _share_beyond(acc: OutputAccumulator, fraction: float, sse: float) -> dict[str, float]:
@@ -78,7 +79,11 @@ def analyze_output(acc: OutputAccumulator, name: str) -> dict[str, Any]:
     sst = acc.total("wy2") - acc.total("wy") ** 2 / wsum
     r2 = 1.0 - acc.total("wr2") / sst if sst > 0 else float("nan")
     median = acc.sketch.quantile(0.5)
-    mad = _mad(acc, median)
+    # Residuals equal up to rounding (a pure bias): no spread to test or to scale a loss by.
+    constant = (
+        m2 <= (1e-12 * max(abs(c1 + acc.shift_r), 1e-300)) ** 2 if acc.shift_r is not None else True
+    )
+    mad = 0.0 if constant else _mad(acc, median)
     scale = MAD_TO_SIGMA * mad
     median_abs = acc.abs_sketch.quantile(0.5)
 
@@ -141,6 +146,7 @@ def analyze_output(acc: OutputAccumulator, name: str) -> dict[str, Any]:
             "beyond_3_count_uncertainty": beyond_bound,
         },
     }
+    out["normality"]["constant_residuals"] = constant
     out["recommendation"] = recommend(out)
     return out
 
@@ -148,6 +154,16 @@ def analyze_output(acc: OutputAccumulator, name: str) -> dict[str, Any]:
 def recommend(d: dict[str, Any]) -> dict[str, Any]:
     """A loss from the registry, its constant scaled to the data, and the reasons."""
     norm, out, noise = d["normality"], d["outliers"], d["noise_model"]
+    if norm["constant_residuals"]:
+        bias = norm["median_residual"]
+        return {
+            "loss": "mse",
+            "params": {},
+            "reasons": [
+                f"every residual equals {bias:.6g}: a constant bias, on which every loss agrees; "
+                "remove the bias (no loss choice changes it)"
+            ],
+        }
     scale = norm["robust_scale"] or d["errors"]["rmse"]
     frac = out["beyond_3_robust_scales_fraction"]
     gross = out["beyond_6_robust_scales_fraction"]
