@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml requirements/test.txt
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/regloss demo
+	$(BIN)/regloss demo --plot regloss-demo-outliers.png
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks scripts

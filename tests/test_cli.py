@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -12,8 +13,10 @@ from regloss.cli import verify as verify_cmd
 from regloss.gradcheck import Check, GradientReport
 
 
-def test_demo_prints_the_seed_walkthrough(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["demo"]) == 0
+def test_demo_prints_the_seed_walkthrough(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    assert main(["demo", "--quick", "--plot", str(tmp_path / "fig.png")]) == 0
     out = capsys.readouterr().out
     for expected in [
         "| 0 |     1.5000 | 1.0000 |     0.5000 | 0.2500 |",
@@ -27,8 +30,19 @@ def test_demo_prints_the_seed_walkthrough(capsys: pytest.CaptureFixture[str]) ->
         "| mse   |           100.0 |            10.0 | 10.0x |",
         "| mae   |            10.0 |            10.0 | 1.0x  |",
         "| huber |             9.5 |             5.0 | 1.9x  |",
+        "6. the outlier experiment: clean-test RMSE",
+        "7. regloss diagnose on the MSE model's training residuals at 20% outliers recommends",
     ]:
         assert expected in out, expected
+    assert (tmp_path / "fig.png").read_bytes()[:4] == b"\x89PNG"
+    rows = {
+        line.split("|")[1].strip(): line
+        for line in out.splitlines()
+        if line.startswith("| ") and "%" not in line and line.count("|") == 4
+    }
+    rmse = {k: [float(c) for c in rows[k].split("|")[2:4]] for k in ("mse", "tukey")}
+    assert rmse["mse"][1] > 2 * rmse["mse"][0]  # MSE is pulled by 20% outliers
+    assert rmse["tukey"][1] < 1.2 * rmse["tukey"][0]  # Tukey is not
 
 
 def test_verify_passes_for_every_loss(capsys: pytest.CaptureFixture[str]) -> None:

@@ -351,3 +351,18 @@ def test_nan_policy_omit_counts_and_skips(tmp_path: Path) -> None:
     assert report["rows_read"] == 4 and report["rows_omitted"] == 2
     assert report["outputs"][0]["n"] == 2
     assert report["outputs"][0]["errors"]["mse"] == pytest.approx((1 + 0.25) / 2)
+
+
+def test_shipped_dataset_and_experiment() -> None:
+    from regloss.experiment import load_diabetes, outlier_experiment
+
+    x, y = load_diabetes()
+    assert x.shape == (442, 10) and y.shape == (442,)
+    assert y.min() == 25 and y.max() == 346  # the published range of the target
+    r = outlier_experiment(levels=(0.0, 0.3), seeds=(0,), steps=80, diagnosis_level=0.3)
+    assert r.mean("mse")[1] > 2 * r.mean("mse")[0]
+    assert r.mean("tukey")[1] < 1.2 * r.mean("tukey")[0]
+    pred, target = r.diagnosis_data
+    assert diagnose(pred, target)["outputs"][0]["recommendation"]["loss"] == "tukey"
+    with pytest.raises(ValueError, match=r"diagnosis_level 0\.2 is not one of the levels"):
+        outlier_experiment(levels=(0.0,), seeds=(0,), steps=1)

@@ -168,9 +168,12 @@ def recommend(d: dict[str, Any]) -> dict[str, Any]:
     frac = out["beyond_3_robust_scales_fraction"]
     gross = out["beyond_6_robust_scales_fraction"]
     gaussian_ok = norm["p_value"] >= 0.01
-    # Gross contamination: mass 6 robust scales out, where Gaussian noise has ~2e-9 and
-    # Laplace noise ~0.2%; smooth heavy tails alone call for Huber, not a redescender.
-    contaminated = gross > GROSS_FRACTION
+    # Contamination, as opposed to smooth heavy tails (which call for Huber): mass 6 robust
+    # scales out (Gaussian noise has ~2e-9 there, Laplace ~0.2%), or many residuals beyond 3
+    # robust scales while the kurtosis stays light — a separate cluster, not a long tail
+    # (Laplace noise has 4.6% beyond 3 scales but excess kurtosis 3).
+    cluster = frac > 5 * GAUSS_BEYOND_3 and norm["excess_kurtosis"] < 1.0
+    contaminated = gross > GROSS_FRACTION or cluster
     heavy = norm["excess_kurtosis"] > 1.0 or noise["favoured"] == "laplace"
     reasons = []
     if gaussian_ok:
@@ -188,10 +191,16 @@ def recommend(d: dict[str, Any]) -> dict[str, Any]:
         f"{100 * frac:.2f}% of residuals lie beyond 3 robust scales "
         f"(Gaussian noise: {100 * GAUSS_BEYOND_3:.2f}%)"
     )
-    if contaminated:
+    if gross > GROSS_FRACTION:
         reasons.append(
             f"{100 * gross:.2f}% lie beyond 6 robust scales: gross outliers, "
             "not a heavy-tailed noise distribution"
+        )
+    elif cluster:
+        reasons.append(
+            f"that excess beyond 3 robust scales comes with light kurtosis "
+            f"({norm['excess_kurtosis']:.2f}): a separate cluster of gross outliers, "
+            "not a long tail"
         )
     reasons.append(
         f"the worst 1% of samples own {100 * out['sse_share_worst'][0]['share']:.1f}% "

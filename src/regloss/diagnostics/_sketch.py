@@ -44,39 +44,49 @@ def _edges(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 @dataclass
 class RelativeSketch:
-    """Bins of the values seen so far (see the module docstring)."""
+    """Bins of the values seen so far (see the module docstring), as sorted key and
+    statistics arrays merged with vectorised operations per chunk."""
 
-    bins: dict[int, np.ndarray] = field(default_factory=dict)
+    keys: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+    stats: np.ndarray = field(default_factory=lambda: np.empty((0, 4)))
 
     def update(self, x: np.ndarray, w: np.ndarray | None = None) -> None:
         if x.size == 0:
             return
         w = np.ones_like(x) if w is None else w
         keys, inverse = np.unique(_keys(x), return_inverse=True)
-        stats = np.zeros((keys.size, 4))
-        np.add.at(stats[:, 0], inverse, 1.0)
-        np.add.at(stats[:, 1], inverse, w)
-        np.add.at(stats[:, 2], inverse, w * x * x)
-        np.add.at(stats[:, 3], inverse, w * np.abs(x))
-        for key, row in zip(keys.tolist(), stats):
-            acc = self.bins.get(key)
-            if acc is None:
-                self.bins[key] = row.copy()
-            else:
-                acc += row
+        m = keys.size
+        stats = np.column_stack(
+            [
+                np.bincount(inverse, minlength=m).astype(np.float64),
+                np.bincount(inverse, weights=w, minlength=m),
+                np.bincount(inverse, weights=w * x * x, minlength=m),
+                np.bincount(inverse, weights=w * np.abs(x), minlength=m),
+            ]
+        )
+        self._merge(keys, stats)
 
     def merge(self, other: RelativeSketch) -> None:
-        for key, row in other.bins.items():
-            acc = self.bins.get(key)
-            self.bins[key] = row.copy() if acc is None else acc + row
+        self._merge(other.keys, other.stats)
+
+    def _merge(self, keys: np.ndarray, stats: np.ndarray) -> None:
+        union = np.union1d(self.keys, keys)
+        out = np.zeros((union.size, 4))
+        out[np.searchsorted(union, self.keys)] += self.stats
+        out[np.searchsorted(union, keys)] += stats
+        self.keys, self.stats = union, out
+
+    @property
+    def bins(self) -> int:
+        """Number of occupied bins (the sketch's memory is ~40 bytes each)."""
+        return int(self.keys.size)
 
     def table(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(lower edges, upper edges, per-bin stats [count, w, w x², w |x|]) sorted by value,
         and the cumulative counts."""
-        keys = np.fromiter(self.bins, dtype=np.int64, count=len(self.bins))
-        lo, hi = _edges(keys)
+        lo, hi = _edges(self.keys)
         order = np.argsort(lo, kind="stable")
-        stats = np.array([self.bins[int(k)] for k in keys[order]]).reshape(-1, 4)
+        stats = self.stats[order]
         return lo[order], hi[order], stats, np.cumsum(stats[:, 0])
 
     def quantile(self, q: float) -> float:

@@ -1,0 +1,95 @@
+"""Rows per second of ``regloss diagnose`` on a generated Parquet file, against pyarrow's own
+read speed, and the peak memory of each, for two file sizes (memory should stay flat).
+
+Run on demand: ``python benchmarks/bench_diagnose.py [--rows 10000000]``. Each measurement
+runs in a fresh subprocess so its peak RSS (``ru_maxrss``) is its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+READ = """
+import json, resource, sys, time
+import pyarrow.parquet as pq
+t = time.perf_counter(); n = 0
+for batch in pq.ParquetFile(sys.argv[1]).iter_batches(batch_size=65536):
+    n += batch.num_rows
+    batch.column(0).to_numpy(); batch.column(1).to_numpy()
+dt = time.perf_counter() - t
+print(json.dumps({"rows": n, "seconds": dt,
+                  "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+DIAGNOSE = """
+import json, resource, sys, time
+from regloss.diagnostics import diagnose_source, open_source
+t = time.perf_counter()
+report = diagnose_source(open_source([sys.argv[1]], chunk_rows=65536))
+dt = time.perf_counter() - t
+print(json.dumps({"rows": report["rows_read"], "seconds": dt,
+                  "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def _write(path: Path, rows: int) -> None:
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(0)
+    with pq.ParquetWriter(
+        path, pa.schema([("prediction", pa.float64()), ("target", pa.float64())])
+    ) as writer:
+        for start in range(0, rows, 1_000_000):
+            n = min(1_000_000, rows - start)
+            y = rng.normal(size=n)
+            noise = np.where(rng.random(n) < 0.05, rng.normal(scale=20, size=n), rng.normal(size=n))
+            writer.write_table(pa.table({"prediction": y + noise, "target": y}))
+
+
+def _run(code: str, path: Path) -> dict[str, float]:
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True
+    )
+    result: dict[str, float] = json.loads(out.stdout)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=10_000_000, help="rows of the large file")
+    args = parser.parse_args()
+    print(
+        "| rows | pyarrow read (rows/s) | regloss diagnose (rows/s) | ratio | "
+        "peak MB pyarrow | peak MB diagnose |"
+    )
+    print("|---|---|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as tmp:
+        for rows in (args.rows // 10, args.rows):
+            path = Path(tmp) / f"r{rows}.parquet"
+            t = time.perf_counter()
+            _write(path, rows)
+            made = time.perf_counter() - t
+            read = _run(READ, path)
+            diag = _run(DIAGNOSE, path)
+            r1, r2 = rows / read["seconds"], rows / diag["seconds"]
+            print(
+                f"| {rows:,} | {r1:,.0f} | {r2:,.0f} | {r2 / r1:.3f} | "
+                f"{read['peak_mb']:.0f} | {diag['peak_mb']:.0f} |",
+                flush=True,
+            )
+            print(
+                f"  (file {path.stat().st_size / 1e6:.0f} MB, written in {made:.1f} s)",
+                file=sys.stderr,
+            )
+
+
+if __name__ == "__main__":
+    main()
