@@ -366,3 +366,34 @@ def test_shipped_dataset_and_experiment() -> None:
     assert diagnose(pred, target)["outputs"][0]["recommendation"]["loss"] == "tukey"
     with pytest.raises(ValueError, match=r"diagnosis_level 0\.2 is not one of the levels"):
         outlier_experiment(levels=(0.0,), seeds=(0,), steps=1)
+
+
+def _run_in_terminal(args: list[str]) -> tuple[int, str]:
+    """Run the CLI with stderr on a pseudo-terminal; return (exit code, what stderr showed)."""
+    import os
+    import pty
+
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "regloss", "diagnose", *args],
+                            stdout=subprocess.DEVNULL, stderr=follower)
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            data = os.read(leader, 4096)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(leader)
+    return proc.wait(), b"".join(chunks).decode(errors="replace")
+
+
+def test_progress_bar_on_a_terminal_only(files: dict[str, Path]) -> None:
+    rc, shown = _run_in_terminal([str(files["parquet"]), "--chunk-rows", "100"])
+    assert rc == 0
+    assert "reading" in shown  # rich's progress bar, on stderr
+    rc, shown = _run_in_terminal([str(files["parquet"]), "--chunk-rows", "100", "--quiet"])
+    assert rc == 0
+    assert shown == ""
