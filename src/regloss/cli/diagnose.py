@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..diagnostics import open_source, run_source
+from ..diagnostics._present import error_rows, evidence_rows, recommendation_text, top_rows
 from ._table import table
 
 __all__ = ["add_parser", "run"]
@@ -120,10 +121,6 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _g(x: float) -> str:
-    return f"{x:.4g}"
-
-
 def summary(report: dict[str, Any]) -> str:
     """The terminal summary of a diagnosis."""
     lines = [
@@ -131,74 +128,22 @@ def summary(report: dict[str, Any]) -> str:
         + (f", {report['rows_omitted']} omitted (NaN/inf)" if report["rows_omitted"] else "")
     ]
     for out in report["outputs"]:
-        e, nm, no, ol = out["errors"], out["noise_model"], out["normality"], out["outliers"]
         lines.append("")
-        lines.append(
-            table(
-                ["error", "value"],
-                [
-                    ["MSE", _g(e["mse"])],
-                    ["RMSE", _g(e["rmse"])],
-                    ["MAE", _g(e["mae"])],
-                    [f"Huber (delta {_g(e['huber']['delta'])})", _g(e["huber"]["mean"])],
-                    ["median absolute error", _g(e["median_absolute_error"])],
-                    [f"max error (row {e['max_error_row']})", _g(e["max_error"])],
-                    ["R^2", _g(e["r2"])],
-                ],
-                title=f"{out['output']} ({out['n']} residuals)",
-            )
-        )
-        lines.append(
-            table(
-                ["evidence", "value"],
-                [
-                    [
-                        "Gaussian sigma / Laplace b",
-                        f"{_g(nm['gaussian']['sigma'])} / {_g(nm['laplace']['b'])}",
-                    ],
-                    [
-                        "AIC Gaussian / Laplace",
-                        f"{_g(nm['gaussian']['aic'])} / {_g(nm['laplace']['aic'])}",
-                    ],
-                    [
-                        "skewness / excess kurtosis",
-                        f"{no['skewness']:.3f} / {no['excess_kurtosis']:.3f}",
-                    ],
-                    ["Jarque-Bera p-value", f"{no['p_value']:.3g}"],
-                    [
-                        "robust scale (1.4826 MAD) vs sigma",
-                        f"{_g(no['robust_scale'])} vs {_g(nm['gaussian']['sigma'])}",
-                    ],
-                    [
-                        "SSE share of worst 1% / 0.1%",
-                        " / ".join(f"{100 * s['share']:.1f}%" for s in ol["sse_share_worst"]),
-                    ],
-                    [
-                        "beyond 3 robust scales",
-                        f"{ol['beyond_3_robust_scales']:.0f} "
-                        f"({100 * ol['beyond_3_robust_scales_fraction']:.2f}%)",
-                    ],
-                ],
-            )
-        )
-        if ol["top"]:
+        title = f"{out['output']} ({out['n']} residuals)"
+        lines.append(table(["error", "value"], error_rows(out), title=title))
+        lines.append(table(["evidence", "value"], evidence_rows(out)))
+        if out["outliers"]["top"]:
             lines.append(
                 table(
                     ["row", "contribution r^2", "prediction", "target"],
-                    [
-                        [t["row"], _g(t["contribution"]), _g(t["prediction"]), _g(t["target"])]
-                        for t in ol["top"]
-                    ],
+                    top_rows(out),
                     title="largest contributions",
                 )
             )
-        rec = out["recommendation"]
-        params = ", ".join(f"{k}={_g(v)}" for k, v in rec["params"].items())
-        lines.append(f"recommended loss: {rec['loss']}({params})")
-        lines += [f"  - {r}" for r in rec["reasons"]]
+        lines.append(f"recommended loss: {recommendation_text(out)}")
+        lines += [f"  - {r}" for r in out["recommendation"]["reasons"]]
+        rel = out["approximation"]["order_statistics_relative_error"]
         lines.append(
-            f"  (median, MAD, shares and counts from a sketch with "
-            f"{100 * out['approximation']['order_statistics_relative_error']:.2g}% "
-            "relative error)"
+            f"  (median, MAD, shares and counts from a sketch with {100 * rel:.2g}% relative error)"
         )
     return "\n".join(lines)

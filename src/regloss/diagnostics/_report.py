@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import html
 import io
-import math
 import os
 import tempfile
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from ._accumulate import OutputAccumulator
+from ._present import error_rows, evidence_rows, recommendation_text, top_rows
 
 __all__ = ["figures", "write_html", "write_pngs"]
 
@@ -155,10 +155,6 @@ def _table(caption: str, headers: list[str], rows: list[list[Any]]) -> str:
     )
 
 
-def _g(x: Any) -> str:
-    return f"{x:.4g}" if isinstance(x, float) and math.isfinite(x) else str(x)
-
-
 def write_html(path: Path, report: dict[str, Any], pngs_by_output: list[dict[str, bytes]]) -> None:
     parts = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
@@ -171,69 +167,18 @@ def write_html(path: Path, report: dict[str, Any], pngs_by_output: list[dict[str
         f"{report['rows_read']} rows, {report['rows_omitted']} omitted.</p>",
     ]
     for out, pngs in zip(report["outputs"], pngs_by_output):
-        e, nm, no, ol = out["errors"], out["noise_model"], out["normality"], out["outliers"]
         rec = out["recommendation"]
-        params = ", ".join(f"{k}={_g(v)}" for k, v in rec["params"].items())
         parts.append(f"<h2>{html.escape(out['output'])} ({out['n']} residuals)</h2>")
         parts.append(
             f"<p class='recommendation'><b>Recommended loss: "
-            f"{html.escape(rec['loss'])}({html.escape(params)})</b></p><ul>"
+            f"{html.escape(recommendation_text(out))}</b></p><ul>"
             + "".join(f"<li>{html.escape(r)}</li>" for r in rec["reasons"])
             + "</ul>"
         )
+        parts.append(_table("Error sizes", ["measure", "value"], error_rows(out)))
+        parts.append(_table("Noise model and normality", ["evidence", "value"], evidence_rows(out)))
         parts.append(
-            _table(
-                "Error sizes",
-                ["measure", "value"],
-                [
-                    ["MSE", _g(e["mse"])],
-                    ["RMSE", _g(e["rmse"])],
-                    ["MAE", _g(e["mae"])],
-                    [f"Huber (delta {_g(e['huber']['delta'])})", _g(e["huber"]["mean"])],
-                    ["median absolute error", _g(e["median_absolute_error"])],
-                    [f"max error (row {e['max_error_row']})", _g(e["max_error"])],
-                    ["R²", _g(e["r2"])],
-                ],
-            )
-        )
-        parts.append(
-            _table(
-                "Noise model and normality",
-                ["evidence", "value"],
-                [
-                    [
-                        "Gaussian σ̂ / log-likelihood / AIC",
-                        f"{_g(nm['gaussian']['sigma'])} / {_g(nm['gaussian']['log_likelihood'])} / "
-                        f"{_g(nm['gaussian']['aic'])}",
-                    ],
-                    [
-                        "Laplace b̂ / log-likelihood / AIC",
-                        f"{_g(nm['laplace']['b'])} / {_g(nm['laplace']['log_likelihood'])} / "
-                        f"{_g(nm['laplace']['aic'])}",
-                    ],
-                    [
-                        "skewness / excess kurtosis",
-                        f"{_g(no['skewness'])} / {_g(no['excess_kurtosis'])}",
-                    ],
-                    ["Jarque–Bera p-value", _g(no["p_value"])],
-                    ["robust scale (1.4826·MAD)", _g(no["robust_scale"])],
-                    [
-                        "SSE share of the worst 1% / 0.1%",
-                        " / ".join(f"{100 * s['share']:.1f}%" for s in ol["sse_share_worst"]),
-                    ],
-                    ["beyond 3 robust scales", f"{ol['beyond_3_robust_scales']:.0f}"],
-                ],
-            )
-        )
-        parts.append(
-            _table(
-                "Largest contributions",
-                ["row", "r²", "prediction", "target"],
-                [
-                    [t["row"], _g(t["contribution"]), _g(t["prediction"]), _g(t["target"])]
-                    for t in ol["top"]
-                ],
-            )
+            _table("Largest contributions", ["row", "r^2", "prediction", "target"], top_rows(out))
         )
         for name, caption in FIGURES:
             data = base64.b64encode(pngs[name]).decode("ascii")

@@ -151,6 +151,12 @@ def get_loss(name: str, **params: Any) -> Loss:
         cls = _REGISTRY[name]
     except KeyError:
         raise ValueError(f"unknown loss {name!r}; choose one of {available_losses()}") from None
+    check_parameter_names(name, cls, params)
+    return cls(**params)
+
+
+def check_parameter_names(name: str, cls: type, params: dict[str, Any]) -> None:
+    """TypeError naming the accepted parameters when ``params`` has others."""
     accepted = [f.name for f in dataclasses.fields(cls)]
     unknown = sorted(set(params) - set(accepted))
     if unknown:
@@ -158,7 +164,6 @@ def get_loss(name: str, **params: Any) -> Loss:
             f"loss {name!r} got unexpected parameter(s) {unknown}; "
             f"it accepts {accepted if accepted else 'no parameters'}"
         )
-    return cls(**params)
 
 
 def resolve(loss: str | Loss, params: dict[str, Any] | None = None) -> Loss:

@@ -21,6 +21,7 @@ from typing import Any, ClassVar, TypeVar
 from .._namespace import namespace
 from .._typing import Array
 from .._validate import check_loss_param
+from ._base import check_parameter_names
 
 __all__ = ["GaussianNLL", "LaplaceNLL", "NLLLoss", "available_nll_losses", "get_nll_loss"]
 
@@ -79,12 +80,7 @@ def get_nll_loss(name: str, **params: Any) -> NLLLoss:
         cls = _NLL_REGISTRY[name]
     except KeyError:
         raise ValueError(f"unknown loss {name!r}; choose one of {available_nll_losses()}") from None
-    accepted = [f.name for f in dataclasses.fields(cls)]
-    unknown = sorted(set(params) - set(accepted))
-    if unknown:
-        raise TypeError(
-            f"loss {name!r} got unexpected parameter(s) {unknown}; it accepts {accepted}"
-        )
+    check_parameter_names(name, cls, params)
     return cls(**params)
 
 
