@@ -400,3 +400,17 @@ def test_progress_bar_on_a_terminal_only(files: dict[str, Path]) -> None:
     rc, shown = _run_in_terminal([str(files["parquet"]), "--chunk-rows", "100", "--quiet"])
     assert rc == 0
     assert shown == ""
+
+
+def test_sketches_merge_to_the_sketch_of_all_the_data() -> None:
+    from regloss.diagnostics._sketch import RelativeSketch
+
+    a, b = RNG.normal(size=3000), RNG.laplace(size=2000)
+    one, left, right = RelativeSketch(), RelativeSketch(), RelativeSketch()
+    one.update(np.concatenate([a, b]))
+    left.update(a)
+    right.update(b)
+    left.merge(right)
+    np.testing.assert_array_equal(left.keys, one.keys)
+    np.testing.assert_allclose(left.stats, one.stats, rtol=1e-12)
+    assert left.quantile(0.5) == one.quantile(0.5)

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-from typing import Any
 
 from .losses import Loss
 from .losses._base import _REGISTRY
 
-__all__ = ["OPTION_DOC", "loss_parameters", "loss_signature_params", "module_names", "torch_names"]
+__all__ = ["OPTION_DOC", "log_flag", "loss_signature_params", "module_names", "torch_names"]
 
 #: Names PyTorch uses for the losses it already has; every other loss follows the rule
 #: ``<name>_loss`` / ``<CamelCase>Loss``. The rule-based names are kept as aliases.
@@ -47,21 +46,6 @@ def log_flag(name: str) -> str:
     from .losses._nll import _NLL_REGISTRY
 
     return f"log_{_NLL_REGISTRY[name].scale_input}"
-
-
-def nll_names() -> dict[str, str]:
-    """torch functional / module names of the NLL losses -> registry name."""
-    from .losses._nll import _NLL_REGISTRY
-
-    out: dict[str, str] = {}
-    for name in _NLL_REGISTRY:
-        out[f"{name}_loss"] = name
-        out[_camel(name).replace("Nll", "NLL") + "Loss"] = name
-    return out
-
-
-def loss_parameters(cls: type[Loss]) -> list[dataclasses.Field[Any]]:
-    return list(dataclasses.fields(cls))
 
 
 def loss_signature_params(cls: type[Loss]) -> list[inspect.Parameter]:

@@ -84,7 +84,8 @@ loss.__doc__ = (loss.__doc__ or "") + OPTION_DOC
 @functools.cache
 def _function(registry_name: str, public_name: str) -> Callable[..., torch.Tensor]:
     cls = _REGISTRY[registry_name]
-    default = cls() if all(f.default is not inspect.Parameter.empty for f in _fields(cls)) else None
+    params_spec = loss_signature_params(cls)
+    default = cls() if all(p.default is not inspect.Parameter.empty for p in params_spec) else None
 
     def fn(
         input: torch.Tensor,
@@ -112,10 +113,6 @@ def _function(registry_name: str, public_name: str) -> Callable[..., torch.Tenso
         parameters=params[:3] + loss_signature_params(cls) + params[3:]
     )
     return fn
-
-
-def _fields(cls: type[Loss]) -> list[inspect.Parameter]:
-    return loss_signature_params(cls)
 
 
 def __getattr__(name: str) -> Callable[..., torch.Tensor]:
