@@ -182,6 +182,21 @@ def test_vector_quantiles_map_onto_the_last_dimension() -> None:
         rnp.quantile(yhat[:, :2], y[:, :2], q=levels)
 
 
+def test_vector_quantiles_on_an_input_large_enough_to_be_blocked() -> None:
+    from regloss import _reduce
+
+    levels = (0.1, 0.5, 0.9)
+    rows = 4 * _reduce.BLOCK // 3 + 1000  # more than 4 blocks of elements
+    rng = np.random.default_rng(4)
+    yhat, y = rng.normal(size=(rows, 3)), rng.normal(size=(rows, 3))
+    per_level = [
+        rnp.quantile(yhat[:, i], y[:, i], q=q, reduction="sum") for i, q in enumerate(levels)
+    ]
+    value, grad = rnp.value_and_grad("quantile", yhat, y, q=levels, reduction="sum")
+    assert value == pytest.approx(sum(per_level), rel=1e-12)
+    assert grad.shape == yhat.shape
+
+
 @pytest.mark.parametrize("q", [0.0, 1.0, -0.2, 1.5])
 def test_quantile_level_must_be_in_open_unit_interval(q: float) -> None:
     with pytest.raises(ValueError, match="quantile: parameter q must"):

@@ -132,7 +132,12 @@ def forward(loss: Loss, xp: Any, prep: Prepared, *, need_psi: bool) -> Forward:
         # The training hot path: no pass over the data beyond the loss itself.
         numel = math.prod(prep.shape)
         scale = _scale(xp, prep, None)
-        if numel > 4 * BLOCK and loss.psi_slope is None and _blockable(xp, prep):
+        if (
+            numel > 4 * BLOCK
+            and loss.psi_slope is None
+            and not loss.depends_on_position()
+            and _blockable(xp, prep)
+        ):
             total, psi = _blocked(loss, xp, prep, dtype, numel, need_psi)
             return Forward(total, psi, scale, scale)
         r = residual(xp, prep, dtype)

@@ -67,6 +67,11 @@ class Loss:
         """
         return ()
 
+    def depends_on_position(self) -> bool:
+        """True when rho differs by position (quantile levels per output): such a loss is
+        never evaluated on flattened blocks."""
+        return False
+
     def check_range(self) -> float:
         """Largest |r| the derivative checks sample (a loss that overflows sooner says so)."""
         return 50.0
@@ -91,7 +96,8 @@ class Loss:
 
     def rho_sum_and_psi(self, r: Array, *, overwrite: bool = False) -> tuple[Array, Array]:
         r""":math:`(\sum_i \rho(r_i), \psi(r))` in one go (the forward pass of a training step)."""
-        return self.rho_sum(r, overwrite=overwrite), self.psi(r)
+        psi = self.psi(r)  # first: rho_sum may reuse r's memory when overwrite=True
+        return self.rho_sum(r, overwrite=overwrite), psi
 
     @property
     def params(self) -> dict[str, Any]:

@@ -192,6 +192,9 @@ class Quantile(Loss):
     def breakpoints(self) -> tuple[float, ...]:
         return (0.0,)
 
+    def depends_on_position(self) -> bool:
+        return not isinstance(self.q, float)
+
 
 @register("cauchy")
 @dataclasses.dataclass(frozen=True, kw_only=True, repr=False)
