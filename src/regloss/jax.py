@@ -90,6 +90,28 @@ class _Differentiable(Loss):
         return self.spec.psi_prime(r)
 
 
+def _prepare(
+    prediction: Array,
+    target: Array,
+    reduction: str,
+    weight: Array | None,
+    mask: Array | None,
+    nan_policy: str,
+    broadcast: bool,
+) -> Any:
+    """The checked inputs, as JAX arrays."""
+    return prepare(
+        jnp,
+        jnp.asarray(prediction),
+        jnp.asarray(target),
+        reduction=reduction,
+        weight=None if weight is None else jnp.asarray(weight),
+        mask=None if mask is None else jnp.asarray(mask),
+        nan_policy=nan_policy,
+        broadcast=broadcast,
+    )
+
+
 def rho(name_or_loss: str | Loss, r: Array, **params: Any) -> Array:
     """Elementwise loss of residuals ``r`` with the analytic custom JVP."""
     return _elementwise(resolve(name_or_loss, params))[0](r)
@@ -114,12 +136,7 @@ def loss(
 ) -> Array:
     """The loss ``name_or_loss`` of ``(prediction, target)`` as a JAX array."""
     spec = resolve(name_or_loss, params)
-    p, t = jnp.asarray(prediction), jnp.asarray(target)
-    w = None if weight is None else jnp.asarray(weight)
-    m = None if mask is None else jnp.asarray(mask)
-    prep = prepare(
-        jnp, p, t, reduction=reduction, weight=w, mask=m, nan_policy=nan_policy, broadcast=broadcast
-    )
+    prep = _prepare(prediction, target, reduction, weight, mask, nan_policy, broadcast)
     return _reduce.forward(_Differentiable(spec=spec), jnp, prep, need_psi=False).value
 
 
@@ -193,12 +210,7 @@ def nll(
     flag = log_flag(name) if name in _NLL_REGISTRY else ""
     log_input = bool(params.pop(flag, False)) if flag else False
     spec = get_nll_loss(name, **params)
-    p, t = jnp.asarray(prediction), jnp.asarray(target)
-    w = None if weight is None else jnp.asarray(weight)
-    m = None if mask is None else jnp.asarray(mask)
-    prep = prepare(
-        jnp, p, t, reduction=reduction, weight=w, mask=m, nan_policy=nan_policy, broadcast=broadcast
-    )
+    prep = _prepare(prediction, target, reduction, weight, mask, nan_policy, broadcast)
     sc = check_scale_input(
         jnp, spec.scale_input, jnp.asarray(scale), prep.shape, log_input=log_input
     )

@@ -51,6 +51,30 @@ def _as_array(x: Any) -> Any:
     return x if isinstance(x, np.ndarray) else np.asarray(x)
 
 
+def _prepare(
+    prediction: Array,
+    target: Array,
+    reduction: str,
+    weight: Array | None,
+    mask: Array | None,
+    nan_policy: str,
+    broadcast: bool,
+) -> tuple[Any, Any]:
+    """(prediction as an array, the checked inputs) for NumPy arrays or array-likes."""
+    p = _as_array(prediction)
+    prep = prepare(
+        np,
+        p,
+        _as_array(target),
+        reduction=reduction,
+        weight=None if weight is None else _as_array(weight),
+        mask=None if mask is None else _as_array(mask),
+        nan_policy=nan_policy,
+        broadcast=broadcast,
+    )
+    return p, prep
+
+
 def _run(
     name_or_loss: str | Loss,
     prediction: Array,
@@ -64,12 +88,7 @@ def _run(
     **params: Any,
 ) -> tuple[Any, Any]:
     fn = resolve(name_or_loss, params)
-    p, t = _as_array(prediction), _as_array(target)
-    w = None if weight is None else _as_array(weight)
-    m = None if mask is None else _as_array(mask)
-    prep = prepare(
-        np, p, t, reduction=reduction, weight=w, mask=m, nan_policy=nan_policy, broadcast=broadcast
-    )
+    p, prep = _prepare(prediction, target, reduction, weight, mask, nan_policy, broadcast)
     with np.errstate(invalid="ignore", over="ignore"):
         fw = _reduce.forward(fn, np, prep, need_psi=need_grad)
     value = fw.value
@@ -153,12 +172,7 @@ def _run_nll(
     flag = log_flag(name) if name in _NLL_REGISTRY else ""
     log_input = bool(params.pop(flag, False)) if flag else False
     spec: NLLLoss = get_nll_loss(name, **params)
-    p, t = _as_array(prediction), _as_array(target)
-    w = None if weight is None else _as_array(weight)
-    m = None if mask is None else _as_array(mask)
-    prep = prepare(
-        np, p, t, reduction=reduction, weight=w, mask=m, nan_policy=nan_policy, broadcast=broadcast
-    )
+    p, prep = _prepare(prediction, target, reduction, weight, mask, nan_policy, broadcast)
     sc = check_scale_input(np, spec.scale_input, _as_array(scale), prep.shape, log_input=log_input)
     with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
         fw = _reduce.nll_forward(np, spec, prep, sc, log_input=log_input, need_grad=need_grad)

@@ -94,69 +94,18 @@ def laplace_nll_loss(
     )
 
 
-class GaussianNLLLoss(torch.nn.Module):
-    """Drop-in for ``torch.nn.GaussianNLLLoss``; ``forward(input, target, var, weight=None,
-    mask=None)``."""
+class _NLLModule(torch.nn.Module):
+    """Shared module body: the spec, the options, and ``forward(input, target, scale_input,
+    weight=None, mask=None)``."""
 
     def __init__(
-        self,
-        *,
-        full: bool = False,
-        eps: float = 1e-6,
-        reduction: str = "mean",
-        log_var: bool = False,
-        beta: float = 0.0,
-        nan_policy: str = "propagate",
-        broadcast: bool = False,
+        self, spec: NLLLoss, reduction: str, log_input: bool, nan_policy: str, broadcast: bool
     ) -> None:
         super().__init__()
-        self.spec = GaussianNLL(full=full, eps=eps, beta=beta)
+        self.spec = spec
         self.reduction = check_reduction(reduction)
         self.nan_policy = check_nan_policy(nan_policy)
-        self.log_var, self.broadcast = bool(log_var), bool(broadcast)
-
-    def forward(
-        self,
-        input: torch.Tensor,
-        target: torch.Tensor,
-        var: torch.Tensor,
-        weight: torch.Tensor | None = None,
-        mask: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        return _evaluate(
-            self.spec,
-            input,
-            target,
-            var,
-            self.log_var,
-            self.reduction,
-            weight,
-            mask,
-            self.nan_policy,
-            self.broadcast,
-        )
-
-    def extra_repr(self) -> str:
-        return f"{self.spec!r}, reduction={self.reduction!r}, log_var={self.log_var}"
-
-
-class LaplaceNLLLoss(torch.nn.Module):
-    """Laplace NLL as a module; ``forward(input, target, scale, weight=None, mask=None)``."""
-
-    def __init__(
-        self,
-        *,
-        eps: float = 1e-6,
-        reduction: str = "mean",
-        log_scale: bool = False,
-        nan_policy: str = "propagate",
-        broadcast: bool = False,
-    ) -> None:
-        super().__init__()
-        self.spec = LaplaceNLL(eps=eps)
-        self.reduction = check_reduction(reduction)
-        self.nan_policy = check_nan_policy(nan_policy)
-        self.log_scale, self.broadcast = bool(log_scale), bool(broadcast)
+        self.log_input, self.broadcast = bool(log_input), bool(broadcast)
 
     def forward(
         self,
@@ -171,7 +120,7 @@ class LaplaceNLLLoss(torch.nn.Module):
             input,
             target,
             scale,
-            self.log_scale,
+            self.log_input,
             self.reduction,
             weight,
             mask,
@@ -180,4 +129,40 @@ class LaplaceNLLLoss(torch.nn.Module):
         )
 
     def extra_repr(self) -> str:
-        return f"{self.spec!r}, reduction={self.reduction!r}, log_scale={self.log_scale}"
+        flag = f"log_{self.spec.scale_input}"
+        return f"{self.spec!r}, reduction={self.reduction!r}, {flag}={self.log_input}"
+
+
+class GaussianNLLLoss(_NLLModule):
+    """Drop-in for ``torch.nn.GaussianNLLLoss``; ``forward(input, target, var, weight=None,
+    mask=None)``."""
+
+    def __init__(
+        self,
+        *,
+        full: bool = False,
+        eps: float = 1e-6,
+        reduction: str = "mean",
+        log_var: bool = False,
+        beta: float = 0.0,
+        nan_policy: str = "propagate",
+        broadcast: bool = False,
+    ) -> None:
+        super().__init__(
+            GaussianNLL(full=full, eps=eps, beta=beta), reduction, log_var, nan_policy, broadcast
+        )
+
+
+class LaplaceNLLLoss(_NLLModule):
+    """Laplace NLL as a module; ``forward(input, target, scale, weight=None, mask=None)``."""
+
+    def __init__(
+        self,
+        *,
+        eps: float = 1e-6,
+        reduction: str = "mean",
+        log_scale: bool = False,
+        nan_policy: str = "propagate",
+        broadcast: bool = False,
+    ) -> None:
+        super().__init__(LaplaceNLL(eps=eps), reduction, log_scale, nan_policy, broadcast)
