@@ -76,11 +76,6 @@ class RelativeSketch:
         out[np.searchsorted(union, keys)] += stats
         self.keys, self.stats = union, out
 
-    @property
-    def bins(self) -> int:
-        """Number of occupied bins (the sketch's memory is ~40 bytes each)."""
-        return int(self.keys.size)
-
     def table(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(lower edges, upper edges, per-bin stats [count, w, w x², w |x|]) sorted by value,
         and the cumulative counts."""

@@ -35,8 +35,6 @@ class NLLLoss:
     name: ClassVar[str] = ""
     #: What the third input is (shown in errors and docs).
     scale_input: ClassVar[str] = "scale"
-    #: The plain loss this is the NLL face of.
-    plain_loss: ClassVar[str] = ""
     eps: float = 1e-6
 
     def value(self, r: Array, s: Array) -> Array:
@@ -110,7 +108,6 @@ class GaussianNLL(NLLLoss):
     beta: float = 0.0
 
     scale_input = "var"
-    plain_loss = "mse"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "eps", check_loss_param("gaussian_nll", "eps", self.eps, low=0.0))
@@ -143,7 +140,6 @@ class LaplaceNLL(NLLLoss):
     """
 
     scale_input = "scale"
-    plain_loss = "mae"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "eps", check_loss_param("laplace_nll", "eps", self.eps, low=0.0))
