@@ -414,3 +414,16 @@ def test_sketches_merge_to_the_sketch_of_all_the_data() -> None:
     np.testing.assert_array_equal(left.keys, one.keys)
     np.testing.assert_allclose(left.stats, one.stats, rtol=1e-12)
     assert left.quantile(0.5) == one.quantile(0.5)
+
+
+def test_sketch_handles_values_spanning_the_float_range() -> None:
+    from regloss.diagnostics._sketch import RelativeSketch
+
+    x = np.array([1e-300, -1e-300, 1e300, -1e300, 0.0, 1.0, 2.0])
+    sk = RelativeSketch()
+    sk.update(x)  # the key range is too wide to count densely: the sorting path
+    lo, hi, stats, cum = sk.table()
+    assert cum[-1] == x.size
+    assert stats[:, 0].tolist() == [1, 1, 1, 1, 1, 1, 1]
+    assert np.all(lo <= hi)
+    assert sk.quantile(0.5) == pytest.approx(0.0, abs=1e-299)

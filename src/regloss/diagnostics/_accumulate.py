@@ -54,15 +54,18 @@ class OutputAccumulator:
         w = np.ones_like(r) if weight is None else weight
         d = r - self.shift_r
         dy = target - self.shift_y
+        d2 = d * d
+        wr = w * r
+        wr2 = wr * r  # the contributions the top-k heap ranks, too
         for key, value in (
             ("w", w.sum()),
-            ("wr", (w * r).sum()),
-            ("wr2", (w * r * r).sum()),
-            ("wabs", (w * np.abs(r)).sum()),
+            ("wr", wr.sum()),
+            ("wr2", wr2.sum()),
+            ("wabs", np.abs(wr).sum()),  # w >= 0
             ("c1", d.sum()),
-            ("c2", (d * d).sum()),
-            ("c3", (d**3).sum()),
-            ("c4", (d**4).sum()),
+            ("c2", d2.sum()),
+            ("c3", (d2 * d).sum()),
+            ("c4", (d2 * d2).sum()),
             ("wy", (w * dy).sum()),
             ("wy2", (w * dy * dy).sum()),
         ):
@@ -79,7 +82,7 @@ class OutputAccumulator:
             pool = pool[np.argpartition(pool[:, 0], self.sample_size)[: self.sample_size]]
         self.sample = pool
         # top-k contributions w r^2, exact: only candidates above the current k-th enter
-        contrib = w * r * r
+        contrib = wr2
         k = min(self.top_k, contrib.size)
         idx = np.argpartition(contrib, -k)[-k:] if k else np.array([], dtype=np.int64)
         for j in idx.tolist():

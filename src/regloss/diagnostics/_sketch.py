@@ -19,6 +19,7 @@ __all__ = ["BITS", "RelativeSketch"]
 
 BITS = 10
 REL_ERROR = 2.0**-BITS
+_DENSE_LIMIT = 1 << 21  # widest key range counted densely (16 MB of counts at most)
 
 
 def _keys(x: np.ndarray) -> np.ndarray:
@@ -54,14 +55,26 @@ class RelativeSketch:
         if x.size == 0:
             return
         w = np.ones_like(x) if w is None else w
-        keys, inverse = np.unique(_keys(x), return_inverse=True)
-        m = keys.size
+        all_keys = _keys(x)
+        lo, hi = int(all_keys.min()), int(all_keys.max())
+        if hi - lo < _DENSE_LIMIT:
+            # Counting over the chunk's key range: O(n), no sort of the values.
+            index, m = all_keys - lo, hi - lo + 1
+            counts = np.bincount(index, minlength=m)
+            used = np.flatnonzero(counts)
+            keys = used + lo
+        else:  # values spanning hundreds of binary orders of magnitude: sort instead
+            keys, index = np.unique(all_keys, return_inverse=True)
+            m = keys.size
+            used = np.arange(m)
+        with np.errstate(over="ignore"):  # |x| beyond 1e154: x² is inf, as the SSE is
+            squares = w * x * x
         stats = np.column_stack(
             [
-                np.bincount(inverse, minlength=m).astype(np.float64),
-                np.bincount(inverse, weights=w, minlength=m),
-                np.bincount(inverse, weights=w * x * x, minlength=m),
-                np.bincount(inverse, weights=w * np.abs(x), minlength=m),
+                np.bincount(index, minlength=m)[used].astype(np.float64),
+                np.bincount(index, weights=w, minlength=m)[used],
+                np.bincount(index, weights=squares, minlength=m)[used],
+                np.bincount(index, weights=w * np.abs(x), minlength=m)[used],
             ]
         )
         self._merge(keys, stats)
