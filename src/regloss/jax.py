@@ -39,12 +39,12 @@ except ImportError as exc:  # pragma: no cover - exercised without jax installed
     ) from exc
 
 from . import _reduce
-from ._frontend import OPTION_DOC, log_flag, loss_signature_params
+from ._frontend import OPTION_DOC, loss_signature_params
 from ._typing import Array
 from ._validate import check_scale_input, prepare
 from .losses import Loss, available_losses, resolve
 from .losses._base import _REGISTRY
-from .losses._nll import _NLL_REGISTRY, NLLLoss, available_nll_losses, get_nll_loss
+from .losses._nll import _NLL_REGISTRY, NLLLoss, available_nll_losses, resolve_nll
 
 __all__ = ["loss", "nll", "psi", "rho", *available_losses(), *available_nll_losses()]
 
@@ -207,9 +207,7 @@ def nll(
 ) -> Array:
     """A negative log-likelihood loss (``gaussian_nll``, ``laplace_nll``) with the predicted
     variance or scale as third input; ``log_var=True``/``log_scale=True`` for its log."""
-    flag = log_flag(name) if name in _NLL_REGISTRY else ""
-    log_input = bool(params.pop(flag, False)) if flag else False
-    spec = get_nll_loss(name, **params)
+    spec, log_input = resolve_nll(name, params)
     prep = _prepare(prediction, target, reduction, weight, mask, nan_policy, broadcast)
     sc = check_scale_input(
         jnp, spec.scale_input, jnp.asarray(scale), prep.shape, log_input=log_input

@@ -35,7 +35,7 @@ from ._typing import Array
 from ._validate import check_scale_input, prepare
 from .losses import Loss, available_losses, resolve
 from .losses._base import _REGISTRY
-from .losses._nll import _NLL_REGISTRY, NLLLoss, available_nll_losses, get_nll_loss
+from .losses._nll import _NLL_REGISTRY, available_nll_losses, resolve_nll
 
 __all__ = [
     "loss",
@@ -169,9 +169,7 @@ def _run_nll(
     broadcast: bool = False,
     **params: Any,
 ) -> tuple[Any, Any, Any]:
-    flag = log_flag(name) if name in _NLL_REGISTRY else ""
-    log_input = bool(params.pop(flag, False)) if flag else False
-    spec: NLLLoss = get_nll_loss(name, **params)
+    spec, log_input = resolve_nll(name, params)
     p, prep = _prepare(prediction, target, reduction, weight, mask, nan_policy, broadcast)
     sc = check_scale_input(np, spec.scale_input, _as_array(scale), prep.shape, log_input=log_input)
     with np.errstate(invalid="ignore", over="ignore", divide="ignore"):

@@ -23,7 +23,14 @@ from .._typing import Array
 from .._validate import check_loss_param
 from ._base import check_parameter_names
 
-__all__ = ["GaussianNLL", "LaplaceNLL", "NLLLoss", "available_nll_losses", "get_nll_loss"]
+__all__ = [
+    "GaussianNLL",
+    "LaplaceNLL",
+    "NLLLoss",
+    "available_nll_losses",
+    "get_nll_loss",
+    "resolve_nll",
+]
 
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 
@@ -80,6 +87,14 @@ def get_nll_loss(name: str, **params: Any) -> NLLLoss:
         raise ValueError(f"unknown loss {name!r}; choose one of {available_nll_losses()}") from None
     check_parameter_names(name, cls, params)
     return cls(**params)
+
+
+def resolve_nll(name: str, params: dict[str, Any]) -> tuple[NLLLoss, bool]:
+    """``(loss, log_input)`` from a name and keyword arguments, where ``log_var=True`` /
+    ``log_scale=True`` (named after the loss's third input) says that input is a log."""
+    cls = _NLL_REGISTRY.get(name)
+    log_input = bool(params.pop(f"log_{cls.scale_input}", False)) if cls else False
+    return get_nll_loss(name, **params), log_input
 
 
 @_register("gaussian_nll")
