@@ -6,11 +6,12 @@ meaning stated in its docstring.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from ._typing import Array
 
-__all__ = ["axpy", "stop_gradient", "vdot"]
+__all__ = ["axpy", "expm1_ratio", "log1p_ratio", "log_ratio", "stop_gradient", "vdot"]
 
 
 def vdot(xp: Any, a: Array, b: Array) -> Array:
@@ -49,3 +50,26 @@ def stop_gradient(xp: Any, x: Array) -> Array:
 
         return jax.lax.stop_gradient(x)
     return x
+
+
+def log_ratio(xp: Any, a: Array, c: float) -> Array:
+    """``log(a / c)`` for ``a >= c > 0``, finite even where ``a / c`` overflows.
+
+    Where the quotient is finite its log is exact to an ulp; where it overflows the log is
+    past 88 (float32) and ``log(a) - log(c)`` loses nothing to cancellation.
+    """
+    u = a / c
+    finite = xp.isfinite(u)
+    return xp.where(finite, xp.log(xp.where(finite, u, 1.0)), xp.log(a) - math.log(c))
+
+
+def log1p_ratio(xp: Any, x: Array) -> Array:
+    """``log1p(x) / x`` with its limit 1 at ``x = 0`` (x >= 0)."""
+    zero = x == 0
+    return xp.where(zero, 1.0, xp.log1p(x) / xp.where(zero, 1.0, x))
+
+
+def expm1_ratio(xp: Any, z: Array) -> Array:
+    """``expm1(z) / z`` with its limit 1 at ``z = 0`` (inf where expm1 overflows)."""
+    zero = z == 0
+    return xp.where(zero, 1.0, xp.expm1(z) / xp.where(zero, 1.0, z))

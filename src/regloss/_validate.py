@@ -24,6 +24,7 @@ __all__ = [
     "check_nan_policy",
     "check_reduction",
     "check_scale_input",
+    "check_scale_param",
     "prepare",
 ]
 
@@ -63,6 +64,26 @@ def check_loss_param(
         bound = f">= {low:g}" if allow_low else f"> {low:g}"
         raise ValueError(f"{loss}: parameter {name} must be finite and {bound}, got {value!r}")
     return v
+
+
+#: Range of the scale-type tuning parameters (delta, beta, c, scale). Inside it c² and 1/c²
+#: are normal float32 numbers, so every loss computes without overflow or underflow of its
+#: constants in float32 and float64 alike; residuals are what may span the whole range.
+SCALE_MIN, SCALE_MAX = 1e-18, 1e18
+
+
+def check_scale_param(loss: str, name: str, value: Any, *, allow_zero: bool = False) -> float:
+    """A scale-type tuning parameter in [SCALE_MIN, SCALE_MAX] (or exactly 0 with
+    ``allow_zero``), as a float."""
+    v = check_loss_param(loss, name, value, low=0.0, allow_low=allow_zero)
+    if (v == 0.0 and allow_zero) or SCALE_MIN <= v <= SCALE_MAX:
+        return v
+    zero = " or exactly 0" if allow_zero else ""
+    raise ValueError(
+        f"{loss}: parameter {name} must be in [{SCALE_MIN:g}, {SCALE_MAX:g}]{zero}, got {value!r}; "
+        "outside that range its square is not a normal float32 number: rescale the residuals "
+        "(e.g. predict in other units) instead"
+    )
 
 
 def check_reduction(reduction: Any) -> str:

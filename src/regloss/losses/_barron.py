@@ -22,15 +22,24 @@ from importlib import resources
 from typing import Any
 
 from .._namespace import namespace
+from .._numerics import expm1_ratio, log1p_ratio, log_ratio
 from .._typing import Array
-from .._validate import check_loss_param
+from .._validate import check_scale_param
 from ._base import Loss, register
+from ._robust import _signed
 
 __all__ = ["Barron", "general_rho", "log_partition"]
 
 #: Floor on |alpha - 2| and |alpha| in the general formula: keeps it finite (and its
 #: derivatives too) for alpha within this of 2 or 0, where it is continuous anyway.
 EPS = 1e-9
+#: Largest finite |alpha| accepted (beyond it the ±inf closed forms are the loss to float
+#: precision, and alpha itself would overflow float32).
+ALPHA_MAX = 1e18
+#: e^{-x²/2} underflows to 0 in float64 long before |x| = 64.
+_FLAT = 64.0
+#: Past this, expm1(z) = exp(z) to float64 precision.
+_Z_BIG = 40.0
 
 
 def general_rho(xp: Any, x: Array, alpha: Array) -> Array:
@@ -41,7 +50,15 @@ def general_rho(xp: Any, x: Array, alpha: Array) -> Array:
     """
     b = xp.clip(xp.abs(alpha - 2.0), EPS, None)
     d = xp.where(alpha >= 0, xp.clip(alpha, EPS, None), xp.clip(alpha, None, -EPS))
-    return b / d * xp.expm1(0.5 * d * xp.log1p(x * x / b))
+    # log1p(x²/b) with y = |x|/sqrt(b): log1p(y²) for y <= 1, 2 log y + log1p(1/y²) beyond,
+    # each branch on an input safe for it, so x² never overflows (nor its gradient).
+    k = xp.sqrt(b)
+    ax = xp.abs(x)
+    big = ax > k
+    ys = xp.where(big, 0.0, ax) / k
+    yl = xp.where(big, ax, k) / k
+    log_term = xp.where(big, 2.0 * xp.log(yl) + xp.log1p(1.0 / (yl * yl)), xp.log1p(ys * ys))
+    return b / d * xp.expm1(0.5 * d * log_term)
 
 
 @register("barron")
@@ -59,10 +76,15 @@ class Barron(Loss):
 
     Notes
     -----
-    The special values use their closed forms exactly; elsewhere
-    :math:`\frac{b}{\alpha}\operatorname{expm1}(\frac{\alpha}{2}\operatorname{log1p}(x^2/b))`
-    keeps precision near α = 0 and α = 2 (continuous through both). For α = +inf the loss
-    is exp(x²/2) − 1, which overflows to inf for |x| beyond about 37 (float64).
+    α = 2, −inf and +inf use their closed forms; every other α (0 included) is
+    :math:`\tfrac{b}{2} L\,\frac{\operatorname{expm1}(z)}{z}` with
+    :math:`L = \operatorname{log1p}(x^2/b)` and :math:`z = \tfrac{\alpha}{2} L`, which
+    keeps precision near α = 0 and α = 2 (continuous through both) and for tiny |α|. L is
+    computed as :math:`2\log y + \operatorname{log1p}(1/y^2)`, :math:`y = |x|/\sqrt b`,
+    for y > 1, so no square overflows: ρ and ψ are finite wherever their value is. For
+    α = +inf the loss is exp(x²/2) − 1, which is inf for |x| beyond about 37 (float64).
+    ``alpha`` is ±inf or finite with :math:`|\alpha| \le 10^{18}`; ``scale`` is in
+    [1e-18, 1e18].
 
     References
     ----------
@@ -85,8 +107,13 @@ class Barron(Loss):
         a = self.alpha
         if isinstance(a, bool) or not isinstance(a, (int, float)) or math.isnan(a):
             raise ValueError(f"barron: parameter alpha must be a real number or ±inf, got {a!r}")
+        if math.isfinite(a) and abs(a) > ALPHA_MAX:
+            raise ValueError(
+                f"barron: parameter alpha must be ±inf or finite with |alpha| <= {ALPHA_MAX:g}, "
+                f"got {a!r}; pass alpha=float('inf') (or -inf) for the limit"
+            )
         object.__setattr__(self, "alpha", float(a))
-        object.__setattr__(self, "scale", check_loss_param("barron", "scale", self.scale, low=0.0))
+        object.__setattr__(self, "scale", check_scale_param("barron", "scale", self.scale))
 
     def check_range(self) -> float:
         return 5.0 * self.scale if self.alpha == math.inf else 50.0
@@ -94,51 +121,97 @@ class Barron(Loss):
     def _parts(self, r: Array) -> tuple[Any, Array, float]:
         return namespace(r), r / self.scale, self.scale
 
+    def _general(self, r: Array) -> tuple[Any, Array, Array, Array, Array, Array, float]:
+        """``(xp, big, a_s, a_l, L, ys, b)`` for the general formula: y = |r|/(c sqrt b),
+        big = y > 1, |r| clamped to each branch, L = log1p(y²) and the small branch's y."""
+        xp = namespace(r)
+        b = max(abs(self.alpha - 2.0), EPS)
+        k = self.scale * math.sqrt(b)
+        a = xp.abs(r)
+        big = a > k
+        a_s, a_l = xp.where(big, k, a), xp.where(big, a, k)
+        ys, vl = a_s / k, k / a_l
+        log_term = xp.where(big, 2.0 * log_ratio(xp, a_l, k) + xp.log1p(vl * vl), xp.log1p(ys * ys))
+        return xp, big, a_s, a_l, log_term, ys, b
+
     def rho(self, r: Array) -> Array:
-        xp, x, _ = self._parts(r)
         a = self.alpha
         if a == 2.0:
+            _, x, _ = self._parts(r)
             return 0.5 * x * x
-        if a == 0.0:
-            return xp.log1p(0.5 * x * x)
         if a == -math.inf:
-            return -xp.expm1(-0.5 * x * x)
+            _, x, _ = self._parts(r)
+            return -namespace(r).expm1(-0.5 * x * x)
         if a == math.inf:
-            return xp.expm1(0.5 * x * x)
-        b = max(abs(a - 2.0), EPS)
-        return b / a * xp.expm1(0.5 * a * xp.log1p(x * x / b))
+            _, x, _ = self._parts(r)
+            return namespace(r).expm1(0.5 * x * x)
+        xp, big, a_s, _, log_term, ys, b = self._general(r)
+        z = (0.5 * a) * log_term
+        e = expm1_ratio(xp, z)
+        # b/a expm1(a/2 L) = (b/2) L e; for small y, (b/2) L = x²/2 · log1p(y²)/y².
+        xs = a_s / self.scale
+        small = 0.5 * xs * xs * log1p_ratio(xp, ys * ys)
+        out = xp.where(big, (0.5 * b) * log_term, small) * e
+        if a > 0:
+            # expm1(z) overflows before (b/a) expm1(z) does when b/a is small (a near 2):
+            # past z = 40 the -1 is below float64 precision and b/a goes into the exponent.
+            zc = xp.where(z > _Z_BIG, z, _Z_BIG)
+            out = xp.where(z > _Z_BIG, xp.exp(zc + math.log(b / a)), out)
+        elif a < 0:
+            out = xp.clip(out, None, b / -a)  # bounded by b/|a|; rounding may touch it
+        return out
 
     def psi(self, r: Array) -> Array:
-        xp, x, c = self._parts(r)
-        a = self.alpha
+        a, c = self.alpha, self.scale
         if a == 2.0:
+            _, x, _ = self._parts(r)
             return x / c
-        if a == 0.0:
-            return x / c / (0.5 * x * x + 1.0)
-        if a == -math.inf:
-            return x / c * xp.exp(-0.5 * x * x)
         if a == math.inf:
+            xp, x, _ = self._parts(r)
             return x / c * xp.exp(0.5 * x * x)
-        b = max(abs(a - 2.0), EPS)
-        return x / c * xp.exp((0.5 * a - 1.0) * xp.log1p(x * x / b))
+        if a == -math.inf:
+            xp, x, _ = self._parts(r)
+            xc = xp.clip(x, -_FLAT, _FLAT)
+            return xc / c * xp.exp(-0.5 * xc * xc)
+        xp, big, a_s, a_l, log_term, _, b = self._general(r)
+        k = c * math.sqrt(b)
+        # Small y: x/c (1+y²)^(a/2-1). Large y, with w = 1/y²:
+        # (sqrt(b)/c) y^(a-1) (1+w)^(a/2-1): powers of y, not of 1 + y², so nothing
+        # overflows or underflows that the result does not; where y itself overflows
+        # (tiny scales in float32) the power is taken in logs.
+        small = a_s / (c * c) * xp.exp((0.5 * a - 1.0) * log_term)
+        y = a_l / k
+        finite = xp.isfinite(y)
+        y_f = xp.where(finite, y, 1.0)
+        w = 1.0 / (y_f * y_f)
+        tail = (1.0 + w) ** (0.5 * a - 1.0)
+        large = xp.where(
+            finite,
+            (math.sqrt(b) / c) * (y_f ** (a - 1.0)) * tail,
+            xp.exp((a - 1.0) * log_ratio(xp, a_l, k) + math.log(math.sqrt(b) / c)),
+        )
+        return _signed(xp, r, xp.where(big, large, small))
 
     def psi_prime(self, r: Array) -> Array:
-        xp, x, c = self._parts(r)
-        a = self.alpha
-        x2 = x * x
+        a, c = self.alpha, self.scale
         if a == 2.0:
-            return xp.ones_like(r) / (c * c)
-        if a == 0.0:
-            d = 0.5 * x2 + 1.0
-            return (1.0 - 0.5 * x2) / (d * d) / (c * c)
-        if a == -math.inf:
-            return (1.0 - x2) * xp.exp(-0.5 * x2) / (c * c)
+            return namespace(r).ones_like(r) / (c * c)
         if a == math.inf:
+            xp, x, _ = self._parts(r)
+            x2 = x * x
             return (1.0 + x2) * xp.exp(0.5 * x2) / (c * c)
-        b = max(abs(a - 2.0), EPS)
-        u = x2 / b
-        # d/dx [x (u+1)^(a/2-1)] = (u+1)^(a/2-2) (u + 1 + (a-2) u)
-        return xp.exp((0.5 * a - 2.0) * xp.log1p(u)) * (1.0 + u + (a - 2.0) * u) / (c * c)
+        if a == -math.inf:
+            xp, x, _ = self._parts(r)
+            x2 = xp.clip(xp.abs(x), None, _FLAT) ** 2
+            return (1.0 - x2) * xp.exp(-0.5 * x2) / (c * c)
+        xp, big, _, a_l, log_term, ys, b = self._general(r)
+        k = c * math.sqrt(b)
+        # d/dx [x (1+y²)^(a/2-1)] = (1+y²)^(a/2-1) (1 + (a-1) y²)/(1 + y²); in w = 1/y² for
+        # large y: (w + a - 1)/(w + 1), bounded.
+        y2 = ys * ys
+        w = (k / a_l) ** 2
+        factor = xp.where(big, (w + (a - 1.0)) / (w + 1.0), (1.0 + (a - 1.0) * y2) / (1.0 + y2))
+        return xp.exp((0.5 * a - 1.0) * log_term) * factor / (c * c)
 
 
 @functools.cache

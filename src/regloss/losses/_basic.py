@@ -7,7 +7,7 @@ import dataclasses
 from .._namespace import namespace
 from .._numerics import axpy, vdot
 from .._typing import Array
-from .._validate import check_loss_param
+from .._validate import check_scale_param
 from ._base import Loss, register
 
 __all__ = ["AbsoluteError", "Huber", "SmoothL1", "SquaredError"]
@@ -93,7 +93,7 @@ class Huber(Loss):
     Parameters
     ----------
     delta : float, default 1.0
-        Where the quadratic turns linear; must be finite and > 0.
+        Where the quadratic turns linear; in [1e-18, 1e18].
 
     Notes
     -----
@@ -116,7 +116,7 @@ class Huber(Loss):
     tuning_parameter = "delta"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "delta", check_loss_param("huber", "delta", self.delta, low=0.0))
+        object.__setattr__(self, "delta", check_scale_param("huber", "delta", self.delta))
 
     def rho(self, r: Array) -> Array:
         a = self.psi(r)
@@ -156,8 +156,8 @@ class SmoothL1(Loss):
     Parameters
     ----------
     beta : float, default 1.0
-        Width of the quadratic zone; finite and >= 0. ``beta=0`` is exactly the absolute
-        error (no division by zero, no NaN gradient).
+        Width of the quadratic zone; 0 or in [1e-18, 1e18]. ``beta=0`` is exactly the
+        absolute error (no division by zero, no NaN gradient).
     """
 
     beta: float = 1.0
@@ -168,7 +168,7 @@ class SmoothL1(Loss):
 
     def __post_init__(self) -> None:
         object.__setattr__(
-            self, "beta", check_loss_param("smooth_l1", "beta", self.beta, low=0.0, allow_low=True)
+            self, "beta", check_scale_param("smooth_l1", "beta", self.beta, allow_zero=True)
         )
 
     def rho(self, r: Array) -> Array:
@@ -176,7 +176,8 @@ class SmoothL1(Loss):
         if self.beta == 0.0:
             return xp.abs(r)
         a = xp.clip(r, -self.beta, self.beta)
-        return a * axpy(xp, -0.5, a, r) / self.beta
+        # (a / beta) first: a * r overflows for large r where the loss itself does not.
+        return (a / self.beta) * axpy(xp, -0.5, a, r)
 
     def psi(self, r: Array) -> Array:
         xp = namespace(r)

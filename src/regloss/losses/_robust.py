@@ -14,8 +14,9 @@ import math
 from typing import Any
 
 from .._namespace import namespace
+from .._numerics import expm1_ratio, log1p_ratio, log_ratio
 from .._typing import Array
-from .._validate import check_loss_param
+from .._validate import check_loss_param, check_scale_param
 from ._base import Loss, register
 
 __all__ = [
@@ -30,10 +31,35 @@ __all__ = [
 ]
 
 _LOG2 = math.log(2.0)
+#: Welsch's e^{-u²} underflows to 0 in float64 long before u = 64 (e^{-4096}).
+_FLAT = 64.0
+#: Fair's series branch: u <= 1/4 (t <= 1/9); 10 terms of the atanh series reach 1e-20.
+_FAIR_SERIES = 0.25
+_FAIR_COEFFS = tuple(1.0 / (2 * k + 3) for k in reversed(range(10)))
 
 
 def _scale_param(loss: str, name: str, value: Any) -> float:
-    return check_loss_param(loss, name, value, low=0.0)
+    return check_scale_param(loss, name, value)
+
+
+# Numerical form shared by the scale-parametrized losses. With a = |r| and c the scale,
+# each formula has two branches joined by ``where``: a <= c, written in u = a/c <= 1 and in
+# a² itself (so nothing underflows that the result does not), and a > c, written in
+# v = c/a < 1 and in log(a/c) (so nothing overflows that the result does not). Each branch
+# gets an input that is safe for it (``_split``), which keeps the untaken branch finite:
+# no NaN reaches a value, and none reaches a gradient when rho is differentiated by autodiff.
+
+
+def _split(xp: Any, r: Array, c: float) -> tuple[Array, Array, Array, Array]:
+    """``(a, big, a_small, a_large)``: |r|, |r| > c, |r| clamped to [0, c] and to [c, inf)."""
+    a = xp.abs(r)
+    big = a > c
+    return a, big, xp.where(big, c, a), xp.where(big, a, c)
+
+
+def _signed(xp: Any, r: Array, x: Array) -> Array:
+    """``x`` with the sign of ``r`` (x >= 0); 0 where r is 0."""
+    return xp.where(r < 0, -x, x)
 
 
 @register("pseudo_huber")
@@ -64,19 +90,30 @@ class PseudoHuber(Loss):
 
     def rho(self, r: Array) -> Array:
         xp = namespace(r)
-        u = r / self.delta
-        # sqrt(1+u^2) - 1 = u^2 / (sqrt(1+u^2) + 1): no cancellation for small u.
-        return self.delta**2 * (u * u) / (xp.sqrt(1.0 + u * u) + 1.0)
+        d = self.delta
+        _, big, a_s, a_l = _split(xp, r, d)
+        u, v = a_s / d, d / a_l
+        # sqrt(1+u²) - 1 = a²/δ² / (sqrt(1+u²) + 1)          (no cancellation for small u)
+        #               = u (sqrt(1+v²) - v), times δ² = δ a (...)   (no overflow for large u)
+        small = a_s * a_s / (xp.sqrt(1.0 + u * u) + 1.0)
+        large = (d * (xp.sqrt(1.0 + v * v) - v)) * a_l
+        return xp.where(big, large, small)
 
     def psi(self, r: Array) -> Array:
-        u = r / self.delta
-        return r / namespace(r).sqrt(1.0 + u * u)
+        xp = namespace(r)
+        d = self.delta
+        _, big, a_s, a_l = _split(xp, r, d)
+        u, v = a_s / d, d / a_l
+        return _signed(xp, r, xp.where(big, d / xp.sqrt(1.0 + v * v), a_s / xp.sqrt(1.0 + u * u)))
 
     def psi_prime(self, r: Array) -> Array:
         xp = namespace(r)
-        u = r / self.delta
-        s = xp.sqrt(1.0 + u * u)
-        return 1.0 / (s * s * s)
+        d = self.delta
+        _, big, a_s, a_l = _split(xp, r, d)
+        u, v = a_s / d, d / a_l
+        # (1+u²)^(-3/2) = (v / sqrt(1+v²))³ for large u
+        t = xp.where(big, v / xp.sqrt(1.0 + v * v), 1.0 / xp.sqrt(1.0 + u * u))
+        return t * t * t
 
 
 @register("log_cosh")
@@ -87,9 +124,12 @@ class LogCosh(Loss):
 
     Notes
     -----
-    Computed as :math:`|r| + \operatorname{log1p}(e^{-2|r|}) - \log 2`: ``cosh`` itself
-    overflows past :math:`|r| \approx 89` in float32, this form is finite for any finite r.
-    The maximum-likelihood loss of the hyperbolic-secant distribution.
+    Computed as :math:`\operatorname{log1p}(2\sinh^2(r/2))` for :math:`|r| < 1` (no
+    cancellation for small r) and :math:`|r| + \operatorname{log1p}(e^{-2|r|}) - \log 2`
+    beyond (``cosh`` itself overflows past :math:`|r| \approx 89` in float32); finite for
+    any finite r. :math:`\psi' = 4e^{-2|r|}/(1 + e^{-2|r|})^2`, accurate where
+    :math:`1 - \tanh^2` would round to 0. The maximum-likelihood loss of the
+    hyperbolic-secant distribution.
 
     Examples
     --------
@@ -104,14 +144,20 @@ class LogCosh(Loss):
     def rho(self, r: Array) -> Array:
         xp = namespace(r)
         a = xp.abs(r)
-        return a + xp.log1p(xp.exp(-2.0 * a)) - _LOG2
+        big = a >= 1.0
+        sh = xp.sinh(0.5 * xp.where(big, 0.0, a))  # cosh a - 1 = 2 sinh²(a/2)
+        small = xp.log1p(2.0 * sh * sh)
+        large = a + xp.log1p(xp.exp(-2.0 * xp.where(big, a, 1.0))) - _LOG2
+        return xp.where(big, large, small)
 
     def psi(self, r: Array) -> Array:
         return namespace(r).tanh(r)
 
     def psi_prime(self, r: Array) -> Array:
-        t = namespace(r).tanh(r)
-        return 1.0 - t * t
+        xp = namespace(r)
+        e = xp.exp(-2.0 * xp.abs(r))
+        d = 1.0 + e
+        return 4.0 * e / (d * d)
 
 
 @register("quantile")
@@ -218,16 +264,30 @@ class Cauchy(Loss):
         object.__setattr__(self, "c", _scale_param("cauchy", "c", self.c))
 
     def rho(self, r: Array) -> Array:
-        u = r / self.c
-        return 0.5 * self.c**2 * namespace(r).log1p(u * u)
+        xp = namespace(r)
+        c = self.c
+        _, big, a_s, a_l = _split(xp, r, c)
+        u, v = a_s / c, c / a_l
+        small = 0.5 * a_s * a_s * log1p_ratio(xp, u * u)  # a²/2 · log1p(u²)/u²
+        # log1p(u²) = 2 log u + log1p(v²) for large u
+        large = c * (c * (log_ratio(xp, a_l, c) + 0.5 * xp.log1p(v * v)))
+        return xp.where(big, large, small)
 
     def psi(self, r: Array) -> Array:
-        u = r / self.c
-        return r / (1.0 + u * u)
+        xp = namespace(r)
+        c = self.c
+        _, big, a_s, a_l = _split(xp, r, c)
+        u, v = a_s / c, c / a_l
+        # r / (1 + u²) = c v / (1 + v²) for large u
+        return _signed(xp, r, xp.where(big, (c * v) / (1.0 + v * v), a_s / (1.0 + u * u)))
 
     def psi_prime(self, r: Array) -> Array:
-        u2 = (r / self.c) ** 2
-        return (1.0 - u2) / ((1.0 + u2) * (1.0 + u2))
+        xp = namespace(r)
+        c = self.c
+        _, big, a_s, a_l = _split(xp, r, c)
+        u2, v2 = (a_s / c) ** 2, (c / a_l) ** 2
+        ds, dl = 1.0 + u2, 1.0 + v2
+        return xp.where(big, v2 * (v2 - 1.0) / (dl * dl), (1.0 - u2) / (ds * ds))
 
 
 @register("geman_mcclure")
@@ -252,17 +312,32 @@ class GemanMcClure(Loss):
         object.__setattr__(self, "c", _scale_param("geman_mcclure", "c", self.c))
 
     def rho(self, r: Array) -> Array:
-        u2 = (r / self.c) ** 2
-        return 0.5 * self.c**2 * u2 / (1.0 + u2)
+        xp = namespace(r)
+        c = self.c
+        _, big, a_s, a_l = _split(xp, r, c)
+        u, v = a_s / c, c / a_l
+        # c²/2 u²/(1+u²) = a²/2 / (1+u²) = c²/2 / (1+v²)
+        return xp.where(big, (0.5 * c * c) / (1.0 + v * v), 0.5 * a_s * a_s / (1.0 + u * u))
 
     def psi(self, r: Array) -> Array:
-        d = 1.0 + (r / self.c) ** 2
-        return r / (d * d)
+        xp = namespace(r)
+        c = self.c
+        _, big, a_s, a_l = _split(xp, r, c)
+        u, v = a_s / c, c / a_l
+        ds, dl = 1.0 + u * u, 1.0 + v * v
+        # r/(1+u²)² = c v³/(1+v²)² for large u
+        large = (c * v) * v * v / (dl * dl)
+        return _signed(xp, r, xp.where(big, large, a_s / (ds * ds)))
 
     def psi_prime(self, r: Array) -> Array:
-        u2 = (r / self.c) ** 2
-        d = 1.0 + u2
-        return (1.0 - 3.0 * u2) / (d * d * d)
+        xp = namespace(r)
+        c = self.c
+        _, big, a_s, a_l = _split(xp, r, c)
+        u2, v2 = (a_s / c) ** 2, (c / a_l) ** 2
+        ds, dl = 1.0 + u2, 1.0 + v2
+        # (1 - 3u²)/(1+u²)³ = v⁴ (v² - 3)/(1+v²)³ for large u
+        large = v2 * v2 * (v2 - 3.0) / (dl * dl * dl)
+        return xp.where(big, large, (1.0 - 3.0 * u2) / (ds * ds * ds))
 
 
 @register("welsch")
@@ -285,15 +360,24 @@ class Welsch(Loss):
         object.__setattr__(self, "c", _scale_param("welsch", "c", self.c))
 
     def rho(self, r: Array) -> Array:
-        u2 = (r / self.c) ** 2
-        return -0.5 * self.c**2 * namespace(r).expm1(-u2)
+        xp = namespace(r)
+        c = self.c
+        _, big, a_s, a_l = _split(xp, r, c)
+        u2 = (a_s / c) ** 2
+        # a²/2 · (1 - e^{-u²})/u² for small u; e^{-u²} is 0 long before u² overflows.
+        small = 0.5 * a_s * a_s * expm1_ratio(xp, -u2)
+        large = (-0.5 * c * c) * xp.expm1(-(xp.clip(a_l / c, None, _FLAT) ** 2))
+        return xp.where(big, large, small)
 
     def psi(self, r: Array) -> Array:
-        return r * namespace(r).exp(-((r / self.c) ** 2))
+        xp = namespace(r)
+        rc = xp.clip(r, -_FLAT * self.c, _FLAT * self.c)  # r e^{-u²} is 0 beyond u = 64
+        return rc * xp.exp(-((rc / self.c) ** 2))
 
     def psi_prime(self, r: Array) -> Array:
-        u2 = (r / self.c) ** 2
-        return (1.0 - 2.0 * u2) * namespace(r).exp(-u2)
+        xp = namespace(r)
+        u2 = xp.clip(xp.abs(r) / self.c, None, _FLAT) ** 2
+        return (1.0 - 2.0 * u2) * xp.exp(-u2)
 
 
 @register("tukey")
@@ -321,22 +405,31 @@ class Tukey(Loss):
     def __post_init__(self) -> None:
         object.__setattr__(self, "c", _scale_param("tukey", "c", self.c))
 
-    def _inside(self, r: Array) -> tuple[Any, Array]:
+    def _inside(self, r: Array) -> tuple[Any, Array, Array]:
+        """``(xp, rc, w)``: r clamped to [-c, c] (psi and rho are flat outside) and
+        w = 1 - (rc/c)² computed as (c - a)(c + a)/c², exact near |r| = c."""
         xp = namespace(r)
-        u2 = xp.clip((r / self.c) ** 2, None, 1.0)  # clamped: psi and rho are flat outside
-        return xp, 1.0 - u2
+        c = self.c
+        rc = xp.clip(r, -c, c)
+        a = xp.abs(rc)
+        # c - a is exact near a = c (Sterbenz), where 1 - a/c would carry a/c's rounding.
+        return xp, rc, ((c - a) / c) * ((c + a) / c)
 
     def rho(self, r: Array) -> Array:
-        _, v = self._inside(r)
-        return self.c**2 / 6.0 * (1.0 - v * v * v)
+        xp, rc, w = self._inside(r)
+        u2 = 1.0 - w
+        # c²/6 (1 - w³) = rc²/6 (3w + u⁴): no cancellation for small r, exactly c²/6 at c.
+        bound = self.c * self.c / 6.0
+        inside = xp.clip(rc * rc * (3.0 * w + u2 * u2) / 6.0, None, bound)  # rounding near c
+        return xp.where(xp.abs(r) >= self.c, bound, inside)
 
     def psi(self, r: Array) -> Array:
-        _, v = self._inside(r)
-        return r * v * v
+        _, rc, w = self._inside(r)
+        return rc * w * w
 
     def psi_prime(self, r: Array) -> Array:
-        _, v = self._inside(r)
-        return v * (5.0 * v - 4.0)
+        _, _, w = self._inside(r)
+        return w * (5.0 * w - 4.0)
 
     def breakpoints(self) -> tuple[float, ...]:
         return (-self.c, self.c)
@@ -362,11 +455,33 @@ class Fair(Loss):
 
     def rho(self, r: Array) -> Array:
         xp = namespace(r)
-        u = xp.abs(r) / self.c
-        return self.c**2 * (u - xp.log1p(u))
+        c = self.c
+        a = xp.abs(r)
+        big = a > _FAIR_SERIES * c
+        # u - log1p(u) cancels for small u. With t = u/(2+u), log1p(u) = 2 atanh(t) and
+        # u - log1p(u) = t² F(t), F = 2/(1-t) - 2t (1/3 + t²/5 + t⁴/7 + ...); c t = a/(2+u).
+        a_s = xp.where(big, 0.0, a)
+        u = a_s / c
+        t = u / (2.0 + u)
+        t2 = t * t
+        series = xp.zeros_like(t2) + _FAIR_COEFFS[0]
+        for coeff in _FAIR_COEFFS[1:]:
+            series = series * t2 + coeff
+        ct = a_s / (2.0 + u)
+        small = ct * ct * (2.0 / (1.0 - t) - 2.0 * t * series)
+        a_l = xp.where(big, a, c)
+        u_l = a_l / c
+        finite = xp.isfinite(u_l)
+        log1p_u = xp.where(finite, xp.log1p(xp.where(finite, u_l, 1.0)), log_ratio(xp, a_l, c))
+        large = c * (a_l - c * log1p_u)
+        return xp.where(big, large, small)
 
     def psi(self, r: Array) -> Array:
-        return r / (1.0 + namespace(r).abs(r) / self.c)
+        xp = namespace(r)
+        c = self.c
+        _, big, a_s, a_l = _split(xp, r, c)
+        # r/(1 + u) = c/(1 + v) for large u (u itself may overflow)
+        return _signed(xp, r, xp.where(big, c / (1.0 + c / a_l), a_s / (1.0 + a_s / c)))
 
     def psi_prime(self, r: Array) -> Array:
         d = 1.0 + namespace(r).abs(r) / self.c
