@@ -138,6 +138,25 @@ def test_mae_psi_at_zero_is_zero() -> None:
         ("huber", {"delta": True}, r"parameter delta must be a real number, got True"),
         ("smooth_l1", {"beta": -0.5}, r"parameter beta must be finite and >= 0, got -0.5"),
         ("smooth_l1", {"beta": float("nan")}, r"parameter beta must be finite and >= 0, got nan"),
+        (
+            "cauchy",
+            {"c": 1e200},
+            r"cauchy: parameter c must be in \[1e-18, 1e\+18\], got 1e\+200; outside that range "
+            r"its square is not a normal float32 number: rescale the residuals",
+        ),
+        ("tukey", {"c": 1e160}, r"tukey: parameter c must be in \[1e-18, 1e\+18\], got 1e\+160"),
+        (
+            "smooth_l1",
+            {"beta": 1e-46},
+            r"beta must be in \[1e-18, 1e\+18\] or exactly 0, got 1e-46",
+        ),
+        ("barron", {"scale": 1e-30}, r"barron: parameter scale must be in \[1e-18, 1e\+18\]"),
+        (
+            "barron",
+            {"alpha": 3.4e38},
+            r"barron: parameter alpha must be ±inf or finite with \|alpha\| <= 1e\+18, got "
+            r"3\.4e\+38; pass alpha=float\('inf'\) \(or -inf\) for the limit",
+        ),
     ],
 )
 def test_bad_parameter_is_a_value_error_naming_it(name: str, params: dict, message: str) -> None:

@@ -126,7 +126,7 @@ def _check(
     r: np.ndarray,
     dtype: Any,
     rtol: float,
-    scale: float = 0.0,
+    scale: Any = 0.0,
 ) -> None:
     fi = np.finfo(dtype)
     top = float(fi.max)
@@ -141,7 +141,7 @@ def _check(
     bad = beyond & (g != np.where(exact > 0, np.inf, -np.inf))
     assert not bad.any(), f"{what} should be ±inf at r = {r[bad][:5]}, got {g[bad][:5]}"
     err = np.abs(g[fits] - exact[fits])
-    ok = err <= rtol * np.abs(exact[fits]) + atol
+    ok = err <= rtol * np.abs(exact[fits]) + np.broadcast_to(atol, exact.shape)[fits]
     if not ok.all():
         i = np.flatnonzero(~ok)[:5]
         rel = err[i] / np.maximum(np.abs(exact[fits][i]), 1e-300)
@@ -202,3 +202,76 @@ def test_bounded_losses_never_exceed_their_bound(name: str, params: dict, dtype:
     with np.errstate(over="ignore", under="ignore", divide="ignore"):
         rho = loss.rho(r)
     assert np.all(rho <= bound), f"rho exceeds its bound {bound} at r = {r[rho > bound][:5]}"
+
+
+# --- Negative log-likelihoods: residual and scale input over their ranges ------------------
+
+_NLL_EXACT = {
+    # (value, d/dr, d/d third input) for the plain and the log-input forms, exact.
+    # (value, d/dr, d/d third input, size of that derivative's two terms), exact. The
+    # derivative in the scale is a difference that crosses zero (r² = v): its error is
+    # measured against the size of its terms.
+    ("gaussian_nll", False): lambda r, v: (
+        (mpmath.log(v) + r * r / v) / 2,
+        r / v,
+        (1 - r * r / v) / (2 * v),
+        (1 + r * r / v) / (2 * v),
+    ),
+    ("gaussian_nll", True): lambda r, t: (
+        (t + r * r * mpmath.exp(-t)) / 2,
+        r * mpmath.exp(-t),
+        (1 - r * r * mpmath.exp(-t)) / 2,
+        (1 + r * r * mpmath.exp(-t)) / 2,
+    ),
+    ("laplace_nll", False): lambda r, b: (
+        mpmath.log(2 * b) + abs(r) / b,
+        _sgn(r) / b,
+        (1 - abs(r) / b) / b,
+        (1 + abs(r) / b) / b,
+    ),
+    ("laplace_nll", True): lambda r, t: (
+        mpmath.log(2) + t + abs(r) * mpmath.exp(-t),
+        _sgn(r) * mpmath.exp(-t),
+        1 - abs(r) * mpmath.exp(-t),
+        1 + abs(r) * mpmath.exp(-t),
+    ),
+}
+
+
+def _sgn(r: Any) -> int:
+    return (r > 0) - (r < 0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("log_input", [False, True], ids=["plain", "log"])
+@pytest.mark.parametrize("name", ["gaussian_nll", "laplace_nll"])
+def test_nll_over_the_whole_range(name: str, log_input: bool, dtype: Any) -> None:
+    """Value and both gradients finite wherever exact, and accurate, for residuals up to
+    finfo.max and log-variances/log-scales up to 10^4 (e^t itself overflows past 88.7 in
+    float32) or variances/scales up to finfo.max."""
+    from regloss import numpy as rnp
+
+    fi = np.finfo(dtype)
+    rs = np.concatenate([[0.0, 1e-30, 0.5, 3.0], np.geomspace(1e-3, float(fi.max), 24)])
+    if log_input:
+        ss = np.array([-13.8, -1.0, 0.0, 1.0, 50.0, 88.0, 89.0, 200.0, 700.0, 710.0, 1e4])
+    else:
+        ss = np.concatenate([[1e-6, 0.5, 1.0], np.geomspace(1e-3, float(fi.max), 16)])
+    r, s = (a.astype(dtype).ravel() for a in np.meshgrid(rs, ss))
+    flag = {"gaussian_nll": "log_var", "laplace_nll": "log_scale"}[name]
+    with np.errstate(all="ignore"):
+        value, g_pred, g_scale = rnp.nll_value_and_grads(
+            name, r, np.zeros_like(r), s, reduction="none", **{flag: log_input}
+        )
+    exact = np.array(
+        [
+            [x for x in _NLL_EXACT[name, log_input](mpmath.mpf(a), mpmath.mpf(b))]
+            for a, b in zip(r.astype(float), s.astype(float))
+        ],
+        dtype=object,
+    ).T
+    rtol = RTOL[dtype] * 10  # a sum of two rounded terms; log(v) itself carries an ulp
+    _check(f"{name} value", np.asarray(value), exact[0], r, dtype, rtol)
+    _check(f"{name} d/dprediction", np.asarray(g_pred), exact[1], r, dtype, rtol)
+    terms = np.array([min(_as_float(x), float(fi.max)) for x in exact[3]])
+    _check(f"{name} d/dscale", np.asarray(g_scale), exact[2], r, dtype, rtol, terms)

@@ -172,6 +172,15 @@ CASES: list[Any] = [
         r"reduction='batchmean' averages over dimension 0, but the inputs are 0-d",
         id="batchmean-0d",
     ),
+    pytest.param(
+        np.zeros(3, np.float32),
+        np.zeros(3, np.float32),
+        {"weight": np.full(3, 1e39), "reduction": "sum"},
+        ValueError,
+        r"weight has values up to 1e\+39, beyond the largest float32 \(3\.40282e\+38\), the dtype "
+        r"this loss is computed in; rescale the weights or compute in float64",
+        id="weight-beyond-compute-dtype",
+    ),
 ]
 
 

@@ -14,13 +14,49 @@ from ._typing import Array
 __all__ = ["axpy", "expm1_ratio", "log1p_ratio", "log_ratio", "stop_gradient", "vdot"]
 
 
+#: float32 dot products longer than this are summed as partial dots of ``_DOT_BLOCK``
+#: elements accumulated in float64: one BLAS dot over 3·10^7 float32 elements is 4e-4 off
+#: (its error grows with N); the blocked sum stays below 1e-8 at the same speed (measured
+#: in the closing note of issue 7: NumPy einsum rows 11.6 ms vs np.dot 11.5 ms, torch row
+#: norms 7.6 ms vs torch.dot 7.2 ms).
+_DOT_BLOCK = 1024
+_DOT_BLOCKED_FROM = 16 * _DOT_BLOCK
+
+
 def vdot(xp: Any, a: Array, b: Array) -> Array:
-    """``sum(a * b)`` over every element, in one pass (BLAS dot) without a temporary."""
+    """``sum(a * b)`` over every element, in one pass without a temporary.
+
+    float32 sums of more than 16,384 elements are accumulated blockwise in float64, so the
+    error does not grow with N; the result has the inputs' dtype.
+    """
+    same = a is b
     if a.ndim != 1:
         a = xp.reshape(a, (-1,))
     if b.ndim != 1:
-        b = xp.reshape(b, (-1,))
-    return xp.vdot(a, b)
+        b = b if same else xp.reshape(b, (-1,))
+    n = int(a.shape[0])
+    blocked = xp.__name__ in ("numpy", "torch")  # XLA's dot already reduces as a tree
+    if not blocked or n < _DOT_BLOCKED_FROM or a.dtype != xp.float32 or b.dtype != xp.float32:
+        return xp.vdot(a, a if same else b)
+    return _blocked_dot(xp, a, a if same else b, n)
+
+
+def _blocked_dot(xp: Any, a: Array, b: Array, n: int) -> Array:
+    m = (n // _DOT_BLOCK) * _DOT_BLOCK
+    head_a = xp.reshape(a[:m], (-1, _DOT_BLOCK))
+    name = xp.__name__
+    if name == "torch":
+        if a is b:  # row norms: as fast as one dot, and accurate
+            parts = xp.linalg.vector_norm(head_a, dim=1).to(xp.float64) ** 2
+        else:
+            head_b = xp.reshape(b[:m], (-1, _DOT_BLOCK))
+            parts = xp.bmm(head_a.unsqueeze(1), head_b.unsqueeze(2)).to(xp.float64)
+        total = parts.sum() + xp.vdot(a[m:], b[m:]).to(xp.float64)
+        return total.to(a.dtype)
+    head_b = head_a if a is b else xp.reshape(b[:m], (-1, _DOT_BLOCK))
+    parts = xp.einsum("ij,ij->i", head_a, head_b)
+    total = parts.sum(dtype=xp.float64) + float(xp.vdot(a[m:], b[m:]))
+    return xp.asarray(total, dtype=a.dtype)
 
 
 def axpy(xp: Any, alpha: float, x: Array, y: Array, *, overwrite: bool = False) -> Array:

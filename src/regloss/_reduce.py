@@ -29,7 +29,7 @@ from ._numerics import stop_gradient
 from ._typing import Array
 from ._validate import Prepared
 from .losses import Loss
-from .losses._nll import NLLLoss
+from .losses._nll import NLLLoss, in_form
 
 __all__ = [
     "BLOCK",
@@ -91,12 +91,15 @@ def residual(xp: Any, prep: Prepared, dtype: Any) -> Array:
 
 
 def _factor(xp: Any, prep: Prepared, dtype: Any) -> Array | None:
-    f = None if prep.weight is None else astype(prep.weight, dtype)
+    f = prep.weight
     if f is not None and prep.reduction in ("mean", "batchmean"):
         # A weighted mean does not change when the weights are rescaled; dividing by the
-        # largest keeps sum(w) and 1/sum(w) finite for tiny (subnormal) or huge weights.
+        # largest (before any cast to a narrower compute dtype) keeps sum(w) and 1/sum(w)
+        # finite for tiny (subnormal) or huge weights.
         top = xp.max(f)
         f = f / xp.where(top > 0, top, 1.0)
+    if f is not None:
+        f = astype(f, dtype)
     if prep.keep is not None:
         k = astype(prep.keep, dtype)
         f = k if f is None else f * k
@@ -186,17 +189,17 @@ def _blocked(
     t = xp.reshape(prep.target, (-1,))
     psi = xp.empty(prep.shape, dtype=dtype) if need_psi else None
     psi_flat = None if psi is None else xp.reshape(psi, (-1,))
-    total = 0.0
+    total: Any = 0.0
     for start in range(0, numel, BLOCK):
         stop = min(start + BLOCK, numel)
         rb = astype(p[start:stop], dtype) - astype(t[start:stop], dtype)
         if psi_flat is None:
-            total = total + loss.rho_sum(rb, overwrite=True)
+            total = total + astype(loss.rho_sum(rb, overwrite=True), xp.float64)
         else:
             part, psi_b = loss.rho_sum_and_psi(rb, overwrite=True)
             psi_flat[start:stop] = psi_b
-            total = total + part
-    return total, psi
+            total = total + astype(part, xp.float64)  # block totals add up in float64
+    return astype(total, dtype), psi
 
 
 def sum_to_shape(xp: Any, g: Array, shape: tuple[int, ...]) -> Array:
@@ -224,9 +227,9 @@ class NLLForward(NamedTuple):
 
 def nll_parts(
     xp: Any, nll: NLLLoss, prep: Prepared, s: Array, *, log_input: bool, differentiable: bool
-) -> tuple[Array, Array, Array | None, Array | None, Any]:
-    """``(r, v, f_total, dv/ds, value_scale)``: masked residual, floored variance/scale,
-    the elementwise factor (weights x mask x beta-weights) and the mean's scale.
+) -> tuple[Array, Array, Array | None, Any]:
+    """``(r, v, f_total, value_scale)``: masked residual, floored variance/scale (or its
+    floored log), the elementwise factor (weights x mask x beta-weights) and the mean's scale.
 
     With ``differentiable=True`` the floor is written as ``v + stop_gradient(max(v, eps) -
     v)`` so autodiff passes the gradient through it, as the analytic path does.
@@ -234,29 +237,31 @@ def nll_parts(
     dtype = compute_dtype(xp, prep)
     r = residual(xp, prep, dtype)
     s = astype(s, dtype)
-    v = xp.exp(s) if log_input else s
-    dv_ds = v if log_input else None
-    floored = xp.clip(v, nll.eps, None)
-    v = v + stop_gradient(xp, floored - v) if differentiable else floored
+    # A log input stays in logs (``in_form``): e^s overflows float32 past s = 88.7 while the
+    # loss does not. Its floor is log(eps), and dv/ds is part of the log-form derivatives.
+    floor = math.log(nll.eps) if log_input else nll.eps
+    floored = xp.clip(s, floor, None)
+    v = s + stop_gradient(xp, floored - s) if differentiable else floored
     if prep.keep is not None:
-        v = xp.where(prep.keep, v, 1.0)  # masked: a harmless scale, whatever was passed
-        if dv_ds is not None:
-            dv_ds = xp.where(prep.keep, dv_ds, 0.0)
+        # masked: a harmless scale (1, or its log 0), whatever was passed
+        v = xp.where(prep.keep, v, 0.0 if log_input else 1.0)
     f = _factor(xp, prep, dtype)
     scale = _scale(xp, prep, f)
     beta = float(getattr(nll, "beta", 0.0))
     if beta:
-        w = stop_gradient(xp, floored) ** beta
+        base = stop_gradient(xp, floored)
+        w = xp.exp(beta * base) if log_input else base**beta
         f = w if f is None else f * w
-    return r, v, f, dv_ds, scale
+    return r, v, f, scale
 
 
 def nll_forward(
     xp: Any, nll: NLLLoss, prep: Prepared, s: Array, *, log_input: bool, need_grad: bool
 ) -> NLLForward:
     """Loss total and analytic gradients of an NLL loss with scale input ``s``."""
-    r, v, f, dv_ds, scale = nll_parts(xp, nll, prep, s, log_input=log_input, differentiable=False)
-    value = nll.value(r, v)
+    r, v, f, scale = nll_parts(xp, nll, prep, s, log_input=log_input, differentiable=False)
+    fns = in_form(nll, log_input)
+    value = fns.value(r, v)
     if f is not None:
         value = value * f
     if prep.reduction == "none":
@@ -267,11 +272,9 @@ def nll_forward(
         value = xp.sum(value)
     if not need_grad:
         return NLLForward(value, scale, None, None)
-    d_r, d_v = nll.grad(r, v)
+    d_r, d_v = fns.grad(r, v)
     if f is not None:
         d_r, d_v = d_r * f, d_v * f
-    if dv_ds is not None:
-        d_v = d_v * dv_ds
     if tuple(d_r.shape) != prep.shape:
         d_r = xp.broadcast_to(d_r, prep.shape)
     return NLLForward(value, scale, d_r, d_v)

@@ -165,7 +165,9 @@ def _to_numpy(x: Array) -> Any:
     return np.asarray(x)
 
 
-def _check_weight(xp: Any, weight: Array, shape: tuple[int, ...]) -> Array:
+def _check_weight(
+    xp: Any, weight: Array, shape: tuple[int, ...], compute: Any, reduction: str
+) -> Array:
     if backend_name(weight) == "numpy" and not isinstance(weight, np.ndarray):
         weight = np.asarray(weight)
     dt = _dtype_name(weight)
@@ -188,6 +190,16 @@ def _check_weight(xp: Any, weight: Array, shape: tuple[int, ...]) -> Array:
                 f"weight has {n} negative value(s) (smallest {float(xp.min(weight)):g}); "
                 "weights must be finite and >= 0"
             )
+        if reduction not in ("mean", "batchmean"):  # means rescale the weights first
+            top = float(xp.max(weight))
+            limit = float(xp.finfo(compute).max)
+            if top > limit:
+                name = str(compute).removeprefix("torch.")
+                raise ValueError(
+                    f"weight has values up to {top:g}, beyond the largest {name} ({limit:g}), "
+                    f"the dtype this loss is computed in; rescale the weights or compute in "
+                    f"float64"
+                )
     return weight
 
 
@@ -276,7 +288,10 @@ def prepare(
     elif nan_policy == "raise":
         _raise_on_nan(xp, "target", target, keep, shape)
         _raise_on_nan(xp, "prediction", prediction, keep, shape)
-    w = None if weight is None else _check_weight(xp, weight, shape)
+    w = None
+    if weight is not None:
+        compute = xp.float32 if upcast else xp.result_type(prediction, target)
+        w = _check_weight(xp, weight, shape, compute, reduction)
     return Prepared(prediction, target, shape, w, keep, reduction, upcast)
 
 

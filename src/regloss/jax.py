@@ -44,7 +44,14 @@ from ._typing import Array
 from ._validate import check_scale_input, prepare
 from .losses import Loss, available_losses, resolve
 from .losses._base import _REGISTRY
-from .losses._nll import _NLL_REGISTRY, NLLLoss, available_nll_losses, resolve_nll
+from .losses._nll import (
+    _NLL_REGISTRY,
+    LogForm,
+    NLLLoss,
+    available_nll_losses,
+    in_form,
+    resolve_nll,
+)
 
 __all__ = ["loss", "nll", "psi", "rho", *available_losses(), *available_nll_losses()]
 
@@ -166,7 +173,7 @@ def _function(name: str) -> Callable[..., Array]:
 
 
 @functools.cache
-def _nll_elementwise(spec: NLLLoss) -> Callable[[Array, Array], Array]:
+def _nll_elementwise(spec: NLLLoss | LogForm) -> Callable[[Array, Array], Array]:
     """value(r, v) with tangent from ``grad``, whose own tangent is ``hess``."""
 
     @jax.custom_jvp
@@ -212,10 +219,10 @@ def nll(
     sc = check_scale_input(
         jnp, spec.scale_input, jnp.asarray(scale), prep.shape, log_input=log_input
     )
-    r, v, f, _, scale_factor = _reduce.nll_parts(
+    r, v, f, scale_factor = _reduce.nll_parts(
         jnp, spec, prep, sc, log_input=log_input, differentiable=True
     )
-    value = _nll_elementwise(spec)(r, jnp.broadcast_to(v, r.shape))
+    value = _nll_elementwise(in_form(spec, log_input))(r, jnp.broadcast_to(v, r.shape))
     if f is not None:
         value = value * f
     if prep.reduction == "none":

@@ -33,6 +33,8 @@ __all__ = [
 ]
 
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
+_LOG2 = math.log(2.0)
+_SQRT_HALF = math.sqrt(0.5)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,12 +55,46 @@ class NLLLoss:
     def hess(self, r: Array, s: Array) -> tuple[Array, Array, Array]:
         raise NotImplementedError
 
+    # The same three with the third input given as its logarithm t = log s: derivatives in
+    # (r, t), written so that s = e^t is never formed (it overflows float32 past t = 88.7
+    # while the loss, about t/2, does not).
+    def value_log(self, r: Array, t: Array) -> Array:
+        raise NotImplementedError
+
+    def grad_log(self, r: Array, t: Array) -> tuple[Array, Array]:
+        raise NotImplementedError
+
+    def hess_log(self, r: Array, t: Array) -> tuple[Array, Array, Array]:
+        raise NotImplementedError
+
     @property
     def params(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
     def __repr__(self) -> str:
         return f"{self.name}({', '.join(f'{k}={v!r}' for k, v in self.params.items())})"
+
+
+@dataclasses.dataclass(frozen=True)
+class LogForm:
+    """An NLL loss seen through its log-input methods: ``value``/``grad``/``hess`` of
+    (r, t = log s), so front-ends treat both inputs alike."""
+
+    base: NLLLoss
+
+    def value(self, r: Array, t: Array) -> Array:
+        return self.base.value_log(r, t)
+
+    def grad(self, r: Array, t: Array) -> tuple[Array, Array]:
+        return self.base.grad_log(r, t)
+
+    def hess(self, r: Array, t: Array) -> tuple[Array, Array, Array]:
+        return self.base.hess_log(r, t)
+
+
+def in_form(nll: NLLLoss, log_input: bool) -> NLLLoss | LogForm:
+    """The functions to evaluate: ``nll`` itself, or its log-input form."""
+    return LogForm(nll) if log_input else nll
 
 
 _NLL_REGISTRY: dict[str, type[NLLLoss]] = {}
@@ -133,15 +169,38 @@ class GaussianNLL(NLLLoss):
         if not isinstance(self.full, bool):
             raise ValueError(f"gaussian_nll: parameter full must be a bool, got {self.full!r}")
 
+    # q = r / sqrt(v): r²/v = q² without squaring r (which overflows where r²/v need not).
     def value(self, r: Array, v: Array) -> Array:
-        out = 0.5 * (namespace(r).log(v) + r * r / v)
+        xp = namespace(r)
+        h = (r / xp.sqrt(v)) * _SQRT_HALF  # q²/2 = h², which fits wherever the loss does
+        out = 0.5 * xp.log(v) + h * h
         return out + _HALF_LOG_2PI if self.full else out
 
     def grad(self, r: Array, v: Array) -> tuple[Array, Array]:
-        return r / v, 0.5 * (1.0 - r * r / v) / v
+        sv = namespace(r).sqrt(v)
+        k = (r / sv) * _SQRT_HALF / sv  # (1 - q²)/(2v) = 1/(2v) - k², no q² formed
+        return r / v, 0.5 / v - k * k
 
     def hess(self, r: Array, v: Array) -> tuple[Array, Array, Array]:
-        return 1.0 / v, -r / (v * v), (r * r / v - 0.5) / (v * v)
+        sv = namespace(r).sqrt(v)
+        m = (r / sv) / v  # (q² - 1/2)/v² = m² - 1/(2v²)
+        return 1.0 / v, -m / sv, m * m - 0.5 / v / v
+
+    # t = log v; q = r e^{-t/2}, so r²/v = q² with no square of r and no e^t.
+    def value_log(self, r: Array, t: Array) -> Array:
+        h = r * (_SQRT_HALF * namespace(r).exp(-0.5 * t))
+        out = 0.5 * t + h * h
+        return out + _HALF_LOG_2PI if self.full else out
+
+    def grad_log(self, r: Array, t: Array) -> tuple[Array, Array]:
+        h = namespace(r).exp(-0.5 * t)
+        q = r * h
+        return q * h, 0.5 * (1.0 - q * q)
+
+    def hess_log(self, r: Array, t: Array) -> tuple[Array, Array, Array]:
+        h = namespace(r).exp(-0.5 * t)
+        q = r * h
+        return h * h, -q * h, 0.5 * q * q
 
 
 @_register("laplace_nll")
@@ -161,7 +220,7 @@ class LaplaceNLL(NLLLoss):
 
     def value(self, r: Array, b: Array) -> Array:
         xp = namespace(r)
-        return xp.log(2.0 * b) + xp.abs(r) / b
+        return _LOG2 + xp.log(b) + xp.abs(r) / b  # log(2b) would overflow at b near max
 
     def grad(self, r: Array, b: Array) -> tuple[Array, Array]:
         xp = namespace(r)
@@ -170,3 +229,18 @@ class LaplaceNLL(NLLLoss):
     def hess(self, r: Array, b: Array) -> tuple[Array, Array, Array]:
         xp = namespace(r)
         return xp.zeros_like(r * b), -xp.sign(r) / (b * b), (2.0 * xp.abs(r) / b - 1.0) / (b * b)
+
+    # t = log b: log 2 + t + |r| e^{-t}.
+    def value_log(self, r: Array, t: Array) -> Array:
+        xp = namespace(r)
+        return _LOG2 + t + xp.abs(r) * xp.exp(-t)
+
+    def grad_log(self, r: Array, t: Array) -> tuple[Array, Array]:
+        xp = namespace(r)
+        e = xp.exp(-t)
+        return xp.sign(r) * e, 1.0 - xp.abs(r) * e
+
+    def hess_log(self, r: Array, t: Array) -> tuple[Array, Array, Array]:
+        xp = namespace(r)
+        e = xp.exp(-t)
+        return xp.zeros_like(r * e), -xp.sign(r) * e, xp.abs(r) * e

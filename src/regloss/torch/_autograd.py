@@ -21,7 +21,7 @@ import torch
 from .. import _reduce
 from .._validate import Prepared
 from ..losses import Loss
-from ..losses._nll import NLLLoss
+from ..losses._nll import LogForm, NLLLoss, in_form
 
 __all__ = ["apply_loss", "apply_nll"]
 
@@ -135,7 +135,7 @@ class _NLLGrad(torch.autograd.Function):
     """(d/dr, d/dv) of an NLL loss whose own derivative is the analytic Hessian."""
 
     @staticmethod
-    def forward(ctx: Any, r: torch.Tensor, v: torch.Tensor, nll: NLLLoss) -> Any:
+    def forward(ctx: Any, r: torch.Tensor, v: torch.Tensor, nll: NLLLoss | LogForm) -> Any:
         ctx.save_for_backward(r, v)
         ctx.nll = nll
         return nll.grad(r, v)
@@ -168,14 +168,13 @@ class _NLLFunction(torch.autograd.Function):
         prep, s = ctx.prep, ctx.scale_input
         if torch.is_grad_enabled():
             # create_graph=True: rebuild from differentiable pieces (Hessian in _NLLGrad).
-            r, v, f, dv_ds, scale = _reduce.nll_parts(
+            r, v, f, scale = _reduce.nll_parts(
                 torch, ctx.nll, prep, s, log_input=ctx.log_input, differentiable=True
             )
-            d_r, d_v = _NLLGrad.apply(r, v, ctx.nll)  # type: ignore[no-untyped-call]
+            fns = in_form(ctx.nll, ctx.log_input)
+            d_r, d_v = _NLLGrad.apply(r, v, fns)  # type: ignore[no-untyped-call]
             if f is not None:
                 d_r, d_v = d_r * f, d_v * f
-            if dv_ds is not None:
-                d_v = d_v * dv_ds
             g = grad * scale if prep.reduction != "none" else grad
         else:
             fw = ctx.fw
