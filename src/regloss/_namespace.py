@@ -15,7 +15,7 @@ from typing import Any
 import array_api_compat
 import numpy as np
 
-__all__ = ["astype", "backend_name", "namespace"]
+__all__ = ["astype", "backend_name", "namespace", "promoted_dtype"]
 
 
 _BACKENDS: dict[type, str] = {np.ndarray: "numpy"}
@@ -74,3 +74,13 @@ def astype(x: Any, dtype: Any) -> Any:
     if backend_name(x) == "torch":
         return x.to(dtype)
     return x.astype(dtype)
+
+
+def promoted_dtype(xp: Any, a: Any, b: Any) -> Any:
+    """The dtype ``a`` and ``b`` promote to (``torch.promote_types`` for torch: unlike
+    ``result_type`` it is traceable by torch.compile)."""
+    if a.dtype == b.dtype:
+        return a.dtype
+    if xp.__name__ == "torch":
+        return xp.promote_types(a.dtype, b.dtype)
+    return xp.result_type(a, b)

@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 from typing import Any, NamedTuple
 
-from ._namespace import astype
+from ._namespace import astype, promoted_dtype
 from ._numerics import stop_gradient
 from ._typing import Array
 from ._validate import Prepared
@@ -77,8 +77,7 @@ def compute_dtype(xp: Any, prep: Prepared) -> Any:
     """float32 for half-precision inputs, otherwise the promoted input dtype."""
     if prep.upcast:
         return xp.float32
-    p, t = prep.prediction, prep.target
-    return p.dtype if p.dtype == t.dtype else xp.result_type(p, t)
+    return promoted_dtype(xp, prep.prediction, prep.target)
 
 
 def residual(xp: Any, prep: Prepared, dtype: Any) -> Array:
@@ -114,7 +113,7 @@ def _scale(xp: Any, prep: Prepared, f: Array | None) -> Any:
     per_sample = numel // shape[0] if prep.reduction == "batchmean" else 1
     if f is None:
         return per_sample / numel
-    f_numel = math.prod(int(s) for s in f.shape)
+    f_numel = math.prod(f.shape)
     # f is either full-shaped or a per-sample (N, 1, ...) view: scale its sum accordingly.
     den = xp.sum(f) * (numel // f_numel)
     positive = den > 0
@@ -187,7 +186,8 @@ def _blocked(
 ) -> tuple[Array, Array | None]:
     p = xp.reshape(prep.prediction, (-1,))
     t = xp.reshape(prep.target, (-1,))
-    psi = xp.empty(prep.shape, dtype=dtype) if need_psi else None
+    # empty_like: the inputs' device (meta, CUDA...) and layout, the compute dtype.
+    psi = xp.empty_like(prep.prediction, dtype=dtype) if need_psi else None
     psi_flat = None if psi is None else xp.reshape(psi, (-1,))
     total: Any = 0.0
     for start in range(0, numel, BLOCK):

@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ._namespace import backend_name
+from ._namespace import backend_name, promoted_dtype
 from ._typing import Array
 
 __all__ = [
@@ -133,12 +133,27 @@ def _shape(x: Array) -> tuple[int, ...]:
 
 
 def _is_traced(x: Array) -> bool:
-    """True for a JAX tracer (inside jit/grad/vmap), whose values cannot be inspected."""
-    if backend_name(x) != "jax":
-        return False
-    import jax
+    """True where values cannot be inspected: a JAX tracer (jit/grad/vmap), or a torch
+    tensor on the meta device, a FakeTensor, or one seen by torch.compile or torch.func.
 
-    return isinstance(x, jax.core.Tracer)
+    Value checks (weights finite and >= 0, nan_policy='raise') are skipped there, as they
+    would need the data on the host; everything else is checked as usual.
+    """
+    name = backend_name(x)
+    if name == "jax":
+        import jax
+
+        return isinstance(x, jax.core.Tracer)
+    if name != "torch":
+        return False
+    import torch
+
+    return (
+        x.device.type == "meta"
+        or isinstance(x, torch._subclasses.FakeTensor)
+        or torch.compiler.is_compiling()
+        or bool(torch._C._are_functorch_transforms_active())
+    )
 
 
 def _per_sample_view(xp: Any, name: str, arr: Array, shape: tuple[int, ...]) -> Array:
@@ -218,8 +233,9 @@ def _check_mask(xp: Any, mask: Array, shape: tuple[int, ...]) -> Array:
 def _raise_on_nan(xp: Any, name: str, x: Array, keep: Array | None, shape: tuple[int, ...]) -> None:
     if _is_traced(x):
         raise ValueError(
-            "nan_policy='raise' cannot inspect values inside jax.jit/grad/vmap; "
-            "check the data before tracing, or use nan_policy='omit' or 'propagate'"
+            "nan_policy='raise' cannot inspect values while tracing (jax.jit/grad/vmap, "
+            "torch.compile, torch.func, meta or fake tensors); check the data before "
+            "tracing, or use nan_policy='omit' or 'propagate'"
         )
     bad = xp.isnan(x)
     if keep is not None:
@@ -290,7 +306,7 @@ def prepare(
         _raise_on_nan(xp, "prediction", prediction, keep, shape)
     w = None
     if weight is not None:
-        compute = xp.float32 if upcast else xp.result_type(prediction, target)
+        compute = xp.float32 if upcast else promoted_dtype(xp, prediction, target)
         w = _check_weight(xp, weight, shape, compute, reduction)
     return Prepared(prediction, target, shape, w, keep, reduction, upcast)
 

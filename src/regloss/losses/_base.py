@@ -43,6 +43,9 @@ class Loss:
     tuning_parameter: ClassVar[str | None] = None
     #: False for asymmetric losses (quantile): rho(-r) != rho(r).
     symmetric: ClassVar[bool] = True
+    #: The tuning parameters' names (set by :func:`register`; read without
+    #: ``dataclasses.fields`` so that torch.compile can trace a loss's construction).
+    param_names: ClassVar[tuple[str, ...]] = ()
     #: ``k`` when :math:`\psi(r) = k\,r` exactly (squared error); lets the reductions keep
     #: the residual and fold ``k`` into a scalar instead of a pass over the data.
     psi_slope: ClassVar[float | None] = None
@@ -120,6 +123,7 @@ def register(name: str) -> Callable[[L], L]:
         if name in _REGISTRY:
             raise RuntimeError(f"a loss named {name!r} is already registered")
         cls.name = name
+        cls.param_names = tuple(f.name for f in dataclasses.fields(cls))
         _REGISTRY[name] = cls
         return cls
 
@@ -163,7 +167,8 @@ def get_loss(name: str, **params: Any) -> Loss:
 
 def check_parameter_names(name: str, cls: type, params: dict[str, Any]) -> None:
     """TypeError naming the accepted parameters when ``params`` has others."""
-    accepted = [f.name for f in dataclasses.fields(cls)]
+    names = cls.__dict__.get("param_names")  # set by register(); others: read the fields
+    accepted = list(names) if names is not None else [f.name for f in dataclasses.fields(cls)]
     unknown = sorted(set(params) - set(accepted))
     if unknown:
         raise TypeError(

@@ -1,20 +1,28 @@
-"""The one autograd path every regloss.torch loss runs through.
+"""The autograd paths every regloss.torch loss runs through.
 
-``_LossFunction`` evaluates the loss with :func:`regloss._reduce.forward` and keeps
-:math:`\\psi(r)\\,f` from the forward pass, so a plain ``backward()`` is one
-multiplication. When the backward itself is differentiated (``create_graph=True``,
-``gradgradcheck``, Hessian-vector products) it is rebuilt from differentiable pieces:
-``_Psi``, whose own backward is the loss's analytic :math:`\\psi'`.
+Two paths, one definition:
 
-This path is the loss's whole cost at small N, so it is written for speed (measured in
-``benchmarks/bench_losses.py``): the C++ ``apply`` is called directly, scales multiply as
-cached 0-d tensors (a Python float costs an extra tensor wrap per operation), and
-nothing is converted or reshaped unless it has to be.
+* **Fast path** (``_LossFunction``, ``_NLLFunction``): one ``torch.autograd.Function`` per
+  call that evaluates the loss with :func:`regloss._reduce.forward` and returns
+  :math:`\\psi(r)\\,f` beside the value, so a plain ``backward()`` is one multiplication.
+  Everything backward needs goes through ``save_for_backward`` in ``setup_context``: it is
+  freed when backward has run (a loss tensor kept for logging pins nothing), and version
+  counters are checked (an in-place change of an input after the forward raises, as in
+  PyTorch's own losses). Under ``create_graph=True`` the gradient is rebuilt from
+  differentiable pieces: ``_Psi``, whose own backward is the analytic :math:`\\psi'`.
+* **Composite path** (``_Rho``, ``_NLLValue``): the elementwise loss as an autograd Function
+  with analytic backward (ψ), forward-mode jvp and a generated vmap rule, followed by the
+  reduction in ordinary torch operations. It serves the ``torch.func`` transforms (grad,
+  vmap, jacrev, jacfwd, hessian) and a ``weight`` that requires grad, whose gradient the
+  reduction then provides.
+
+Both allocate only with the inputs' device and dtype, keep nothing across calls that
+carries autograd history, and make no host synchronisation when no option is set.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
@@ -26,14 +34,50 @@ from ..losses._nll import LogForm, NLLLoss, in_form
 __all__ = ["apply_loss", "apply_nll"]
 
 
-class _Psi(torch.autograd.Function):
+class _Meta(NamedTuple):
+    """The non-tensor part of :class:`Prepared`, passed beside the tensors."""
+
+    shape: tuple[int, ...]
+    reduction: str
+    upcast: bool
+
+
+def _split(prep: Prepared) -> tuple[tuple[Any, ...], _Meta]:
+    return (prep.prediction, prep.target, prep.weight, prep.keep), _Meta(
+        prep.shape, prep.reduction, prep.upcast
+    )
+
+
+def _join(p: Any, t: Any, w: Any, k: Any, meta: _Meta) -> Prepared:
+    return Prepared(p, t, meta.shape, w, k, meta.reduction, meta.upcast)
+
+
+# --- elementwise functions with analytic derivatives --------------------------------------
+
+
+# Each elementwise Function comes twice: without ``jvp`` (torch.compile's Dynamo refuses
+# Functions that define one) and, as a subclass, with it (forward mode: torch.func jacfwd
+# and hessian). ``_jvp_ok()`` picks.
+
+
+def _jvp_ok() -> bool:
+    return not torch.compiler.is_compiling()
+
+
+class _PsiBase(torch.autograd.Function):
     """Elementwise psi(r) whose derivative is the analytic psi_prime(r)."""
 
+    generate_vmap_rule = True
+
     @staticmethod
-    def forward(ctx: Any, r: torch.Tensor, loss: Loss) -> torch.Tensor:
-        ctx.save_for_backward(r)
-        ctx.loss = loss
+    def forward(r: torch.Tensor, loss: Loss) -> torch.Tensor:
         return loss.psi(r)  # type: ignore[no-any-return]
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Any) -> None:
+        ctx.save_for_backward(inputs[0])
+        ctx.save_for_forward(inputs[0])  # jvp (jacfwd, hessian) reads it too
+        ctx.loss = inputs[1]
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
@@ -41,9 +85,67 @@ class _Psi(torch.autograd.Function):
         return grad * ctx.loss.psi_prime(r), None
 
 
-def _psi(r: torch.Tensor, loss: Loss) -> torch.Tensor:
-    return _Psi.apply(r, loss)  # type: ignore[no-untyped-call,no-any-return]
+class _Psi(_PsiBase):
+    @staticmethod
+    def jvp(ctx: Any, dr: torch.Tensor, _: Any) -> torch.Tensor:
+        (r,) = ctx.saved_tensors
+        return dr * ctx.loss.psi_prime(r)  # type: ignore[no-any-return]
 
+
+class _RhoBase(torch.autograd.Function):
+    """Elementwise rho(r) whose derivative is psi(r) (itself differentiable: ``_Psi``)."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(r: torch.Tensor, loss: Loss) -> torch.Tensor:
+        return loss.rho(r)  # type: ignore[no-any-return]
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Any) -> None:
+        ctx.save_for_backward(inputs[0])
+        ctx.save_for_forward(inputs[0])  # jvp (jacfwd, hessian) reads it too
+        ctx.loss = inputs[1]
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        (r,) = ctx.saved_tensors
+        return grad * _psi(r, ctx.loss), None
+
+
+class _Rho(_RhoBase):
+    @staticmethod
+    def jvp(ctx: Any, dr: torch.Tensor, _: Any) -> torch.Tensor:
+        (r,) = ctx.saved_tensors
+        return dr * _psi(r, ctx.loss)
+
+
+def _psi(r: torch.Tensor, loss: Loss) -> torch.Tensor:
+    fn = _Psi if _jvp_ok() else _PsiBase
+    return fn.apply(r, loss)  # type: ignore[no-untyped-call,no-any-return]
+
+
+class _Differentiable(Loss):
+    """A loss whose rho is ``_Rho``: the reductions of :mod:`regloss._reduce` then run as
+    ordinary differentiable torch operations (the composite path)."""
+
+    base: Loss
+
+    def __init__(self, loss: Loss) -> None:
+        object.__setattr__(self, "base", loss)
+
+    def rho(self, r: Any) -> Any:
+        fn = _Rho if _jvp_ok() else _RhoBase
+        return fn.apply(r, self.base)  # type: ignore[no-untyped-call]
+
+    def rho_sum(self, r: Any, *, overwrite: bool = False) -> Any:
+        return torch.sum(self.rho(r))
+
+    def depends_on_position(self) -> bool:
+        return self.base.depends_on_position()
+
+
+# --- scales -------------------------------------------------------------------------------
 
 _CONSTANTS: dict[tuple[float, torch.dtype, torch.device], torch.Tensor] = {}
 
@@ -54,6 +156,12 @@ def _scaled(x: torch.Tensor, scale: Any) -> torch.Tensor:
         return x * scale  # type: ignore[no-any-return]
     if scale == 1.0:
         return x
+    if type(x) is not torch.Tensor or x.device.type == "meta" or torch.compiler.is_compiling():
+        # Fake, meta, subclass or traced tensors: no cache (a constant from one FakeTensorMode
+        # must not reach another; a compiled graph folds the constant anyway).
+        return x * scale
+    # Eager: PyTorch wraps a Python float in a new tensor per operation (~1.5 us); a cached
+    # 0-d constant (no autograd history, bounded) is cheaper.
     key = (scale, x.dtype, x.device)
     c = _CONSTANTS.get(key)
     if c is None:
@@ -63,30 +171,49 @@ def _scaled(x: torch.Tensor, scale: Any) -> torch.Tensor:
     return x * c
 
 
+# --- the fast path ------------------------------------------------------------------------
+
+
 class _LossFunction(torch.autograd.Function):
     @staticmethod
     def forward(
-        ctx: Any, prediction: torch.Tensor, target: torch.Tensor, loss: Loss, prep: Prepared
-    ) -> torch.Tensor:
+        prediction: torch.Tensor,
+        target: torch.Tensor,
+        weight: torch.Tensor | None,
+        keep: torch.Tensor | None,
+        loss: Loss,
+        meta: _Meta,
+    ) -> tuple[torch.Tensor, torch.Tensor, Any]:
+        prep = _join(prediction, target, weight, keep, meta)
         fw = _reduce.forward(loss, torch, prep, need_psi=True)
-        # prep holds the inputs themselves: a double backward differentiates through them.
-        ctx.fw = fw
-        ctx.prep = prep
-        ctx.loss = loss
-        return _scaled(fw.total, fw.value_scale)
+        assert fw.psi_f is not None
+        return _scaled(fw.total, fw.value_scale), fw.psi_f, fw.grad_scale
 
     @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        prep = ctx.prep
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Any) -> None:
+        prediction, target, weight, keep, loss, meta = inputs
+        _, psi_f, grad_scale = output
+        ctx.mark_non_differentiable(psi_f)
+        scale_t = grad_scale if isinstance(grad_scale, torch.Tensor) else None
+        if scale_t is not None:
+            ctx.mark_non_differentiable(scale_t)
+        ctx.grad_scale = None if scale_t is not None else grad_scale
+        # Saved, not kept as attributes: freed after backward, version-checked on use.
+        ctx.save_for_backward(prediction, target, weight, keep, psi_f, scale_t)
+        ctx.loss, ctx.meta = loss, meta
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor, *_: Any) -> tuple[torch.Tensor | None, ...]:
+        prediction, target, weight, keep, psi_f, scale_t = ctx.saved_tensors
         if torch.is_grad_enabled():
             # create_graph=True: the gradient must itself be differentiable (psi_prime).
+            prep = _join(prediction, target, weight, keep, ctx.meta)
             loss = ctx.loss
             psi_f, scale = _reduce.psi_factor(torch, prep, lambda r: _psi(r, loss))
             g = psi_f * (grad * scale)
         else:
-            fw = ctx.fw
-            g = fw.psi_f * _scaled(grad, fw.grad_scale)
-        prediction, target = prep.prediction, prep.target
+            scale = scale_t if scale_t is not None else ctx.grad_scale
+            g = psi_f * _scaled(grad, scale)
         needs = ctx.needs_input_grad
         gp = gt = None
         if needs[0]:
@@ -97,7 +224,7 @@ class _LossFunction(torch.autograd.Function):
             gt = -g if g.shape == target.shape else _sum_to(-g, target)
             if gt.dtype != target.dtype:
                 gt = gt.to(target.dtype)
-        return gp, gt, None, None
+        return gp, gt, None, None, None, None
 
 
 def _sum_to(g: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -105,40 +232,68 @@ def _sum_to(g: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 
 
 # Function.apply re-checks its signature with inspect on every call (measured ~2 us, 5% of
-# a small-N training step); we call the C++ apply directly unless torch.func transforms
-# are active, where the Python wrapper's handling is required.
+# a small-N training step); eager calls use the C++ apply directly. torch.func transforms
+# and torch.compile take the composite path or Function.apply, which they require.
 _fast_apply: Any = super(torch.autograd.Function, _LossFunction).apply
+
+
+def _composite_needed(prep: Prepared, *more: Any) -> bool:
+    if torch._C._are_functorch_transforms_active():
+        return True
+    if prep.weight is not None and prep.weight.requires_grad:
+        return True
+    if torch.compiler.is_compiling():
+        # Dynamo cannot trace an autograd.Function given one tensor twice (e.g. the
+        # prediction also passed as log-variance): the composite form traces as plain ops.
+        given = [x for x in (prep.prediction, prep.target, prep.weight, prep.keep, *more)]
+        tensors = [x for x in given if x is not None]
+        return len({id(x) for x in tensors}) < len(tensors)
+    return False
 
 
 def apply_loss(loss: Loss, prep: Prepared) -> torch.Tensor:
     """Evaluate ``loss`` on checked inputs with regloss's analytic autograd."""
-    prediction, target = prep.prediction, prep.target
-    if not (prediction.requires_grad or target.requires_grad) or not torch.is_grad_enabled():
+    tensors, meta = _split(prep)
+    if not torch.is_grad_enabled() or not any(
+        t is not None and t.requires_grad for t in tensors[:3]
+    ):
         fw = _reduce.forward(loss, torch, prep, need_psi=False)
         return _scaled(fw.total, fw.value_scale)
     if torch._C._is_any_autocast_enabled():
         # The loss runs in float32 (or wider) as in autocast's fp32 policy for losses.
-        with torch.autocast(device_type=prediction.device.type, enabled=False):
-            return _run(loss, prep)
-    return _run(loss, prep)
+        with torch.autocast(device_type=prep.prediction.device.type, enabled=False):
+            return _run(loss, prep, tensors, meta)
+    return _run(loss, prep, tensors, meta)
 
 
-def _run(loss: Loss, prep: Prepared) -> torch.Tensor:
-    if torch._C._are_functorch_transforms_active():
-        out = _LossFunction.apply(prep.prediction, prep.target, loss, prep)  # type: ignore[no-untyped-call]
+def _run(loss: Loss, prep: Prepared, tensors: tuple[Any, ...], meta: _Meta) -> torch.Tensor:
+    if _composite_needed(prep):
+        fw = _reduce.forward(_Differentiable(loss), torch, prep, need_psi=False)
+        return fw.value  # type: ignore[no-any-return]
+    if torch.compiler.is_compiling():
+        out = _LossFunction.apply(*tensors, loss, meta)  # type: ignore[no-untyped-call]
     else:
-        out = _fast_apply(prep.prediction, prep.target, loss, prep)
-    return out  # type: ignore[no-any-return]
+        out = _fast_apply(*tensors, loss, meta)
+    return out[0]  # type: ignore[no-any-return]
 
 
-class _NLLGrad(torch.autograd.Function):
+# --- negative log-likelihoods -------------------------------------------------------------
+
+
+class _NLLGradBase(torch.autograd.Function):
     """(d/dr, d/dv) of an NLL loss whose own derivative is the analytic Hessian."""
 
+    generate_vmap_rule = True
+
     @staticmethod
-    def forward(ctx: Any, r: torch.Tensor, v: torch.Tensor, nll: NLLLoss | LogForm) -> Any:
-        ctx.save_for_backward(r, v)
-        ctx.nll = nll
+    def forward(r: torch.Tensor, v: torch.Tensor, nll: NLLLoss | LogForm) -> Any:
         return nll.grad(r, v)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Any) -> None:
+        ctx.save_for_backward(inputs[0], inputs[1])
+        ctx.save_for_forward(inputs[0], inputs[1])
+        ctx.nll = inputs[2]
 
     @staticmethod
     def backward(ctx: Any, g_r: torch.Tensor, g_v: torch.Tensor) -> tuple[Any, Any, None]:
@@ -147,48 +302,118 @@ class _NLLGrad(torch.autograd.Function):
         return g_r * h_rr + g_v * h_rv, g_r * h_rv + g_v * h_vv, None
 
 
+class _NLLGrad(_NLLGradBase):
+    @staticmethod
+    def jvp(ctx: Any, dr: torch.Tensor, dv: torch.Tensor, _: Any) -> Any:
+        r, v = ctx.saved_tensors
+        h_rr, h_rv, h_vv = ctx.nll.hess(r, v)
+        return h_rr * dr + h_rv * dv, h_rv * dr + h_vv * dv
+
+
+def _nll_grad(r: torch.Tensor, v: torch.Tensor, fns: NLLLoss | LogForm) -> Any:
+    return (_NLLGrad if _jvp_ok() else _NLLGradBase).apply(r, v, fns)  # type: ignore[no-untyped-call]
+
+
+class _NLLValueBase(torch.autograd.Function):
+    """Elementwise NLL value whose derivatives are ``_NLLGrad`` (composite path)."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(r: torch.Tensor, v: torch.Tensor, nll: NLLLoss | LogForm) -> Any:
+        return nll.value(r, v)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Any) -> None:
+        ctx.save_for_backward(inputs[0], inputs[1])
+        ctx.save_for_forward(inputs[0], inputs[1])
+        ctx.nll = inputs[2]
+
+    @staticmethod
+    def backward(ctx: Any, g: torch.Tensor) -> tuple[Any, Any, None]:
+        r, v = ctx.saved_tensors
+        d_r, d_v = _nll_grad(r, v, ctx.nll)
+        return g * d_r, g * d_v, None
+
+
+class _NLLValue(_NLLValueBase):
+    @staticmethod
+    def jvp(ctx: Any, dr: torch.Tensor, dv: torch.Tensor, _: Any) -> Any:
+        r, v = ctx.saved_tensors
+        d_r, d_v = _nll_grad(r, v, ctx.nll)
+        return d_r * dr + d_v * dv
+
+
+def _nll_composite(nll: NLLLoss, prep: Prepared, s: torch.Tensor, log_input: bool) -> torch.Tensor:
+    """The NLL from differentiable pieces (torch.func transforms, weights with grad)."""
+    r, v, f, scale = _reduce.nll_parts(
+        torch, nll, prep, s, log_input=log_input, differentiable=True
+    )
+    fn = _NLLValue if _jvp_ok() else _NLLValueBase
+    value = fn.apply(r, torch.broadcast_to(v, r.shape), in_form(nll, log_input))  # type: ignore[no-untyped-call]
+    if f is not None:
+        value = value * f
+    if prep.reduction == "none":
+        return torch.broadcast_to(value, prep.shape)
+    return value.sum() * scale  # type: ignore[no-any-return]
+
+
 class _NLLFunction(torch.autograd.Function):
     @staticmethod
     def forward(
-        ctx: Any,
         prediction: torch.Tensor,
         target: torch.Tensor,
         scale_input: torch.Tensor,
+        weight: torch.Tensor | None,
+        keep: torch.Tensor | None,
         nll: NLLLoss,
-        prep: Prepared,
+        meta: _Meta,
         log_input: bool,
-    ) -> torch.Tensor:
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, Any]:
+        prep = _join(prediction, target, weight, keep, meta)
         fw = _reduce.nll_forward(torch, nll, prep, scale_input, log_input=log_input, need_grad=True)
-        ctx.fw, ctx.prep, ctx.nll, ctx.log_input = fw, prep, nll, log_input
-        ctx.scale_input = scale_input
-        return _scaled(fw.total, fw.value_scale)
+        assert fw.d_pred is not None and fw.d_scale is not None
+        return _scaled(fw.total, fw.value_scale), fw.d_pred, fw.d_scale, fw.value_scale
 
     @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        prep, s = ctx.prep, ctx.scale_input
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Any) -> None:
+        prediction, target, s, weight, keep, nll, meta, log_input = inputs
+        _, d_r, d_v, value_scale = output
+        ctx.mark_non_differentiable(d_r, d_v)
+        scale_t = value_scale if isinstance(value_scale, torch.Tensor) else None
+        if scale_t is not None:
+            ctx.mark_non_differentiable(scale_t)
+        ctx.value_scale = None if scale_t is not None else value_scale
+        ctx.save_for_backward(prediction, target, s, weight, keep, d_r, d_v, scale_t)
+        ctx.nll, ctx.meta, ctx.log_input = nll, meta, log_input
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor, *_: Any) -> tuple[torch.Tensor | None, ...]:
+        prediction, target, s, weight, keep, d_r, d_v, scale_t = ctx.saved_tensors
+        needs = ctx.needs_input_grad
         if torch.is_grad_enabled():
             # create_graph=True: rebuild from differentiable pieces (Hessian in _NLLGrad).
+            prep = _join(prediction, target, weight, keep, ctx.meta)
             r, v, f, scale = _reduce.nll_parts(
                 torch, ctx.nll, prep, s, log_input=ctx.log_input, differentiable=True
             )
             fns = in_form(ctx.nll, ctx.log_input)
-            d_r, d_v = _NLLGrad.apply(r, v, fns)  # type: ignore[no-untyped-call]
+            d_r, d_v = _nll_grad(r, v, fns)
             if f is not None:
                 d_r, d_v = d_r * f, d_v * f
-            g = grad * scale if prep.reduction != "none" else grad
+            g = grad * scale if ctx.meta.reduction != "none" else grad
         else:
-            fw = ctx.fw
-            d_r, d_v = fw.d_pred, fw.d_scale
-            g = _scaled(grad, fw.value_scale)
+            g = _scaled(grad, scale_t if scale_t is not None else ctx.value_scale)
         gr = d_r * g
-        needs = ctx.needs_input_grad
-        prediction, target = prep.prediction, prep.target
         gp = _sum_to(gr, prediction).to(prediction.dtype) if needs[0] else None
         gt = _sum_to(-gr, target).to(target.dtype) if needs[1] else None
         gs = None
         if needs[2]:
             gs = _sum_to(torch.broadcast_to(d_v * g, gr.shape), s).to(s.dtype)
-        return gp, gt, gs, None, None, None
+        return gp, gt, gs, None, None, None, None, None
+
+
+_fast_nll_apply: Any = super(torch.autograd.Function, _NLLFunction).apply
 
 
 def apply_nll(
@@ -196,10 +421,15 @@ def apply_nll(
 ) -> torch.Tensor:
     """Evaluate an NLL loss on checked inputs with regloss's analytic autograd."""
     inputs = (prep.prediction, prep.target, scale_input)
-    if not torch.is_grad_enabled() or not any(x.requires_grad for x in inputs):
+    if not torch.is_grad_enabled() or not any(
+        x.requires_grad for x in (*inputs, *([prep.weight] if prep.weight is not None else []))
+    ):
         fw = _reduce.nll_forward(
             torch, nll, prep, scale_input, log_input=log_input, need_grad=False
         )
         return _scaled(fw.total, fw.value_scale)
-    out = _NLLFunction.apply(*inputs, nll, prep, log_input)  # type: ignore[no-untyped-call]
-    return out  # type: ignore[no-any-return]
+    if _composite_needed(prep, scale_input):
+        return _nll_composite(nll, prep, scale_input, log_input)
+    args = (*inputs, prep.weight, prep.keep, nll, _split(prep)[1], log_input)
+    apply = _NLLFunction.apply if torch.compiler.is_compiling() else _fast_nll_apply
+    return apply(*args)[0]  # type: ignore[no-any-return]
