@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 from ._version import __version__
-from .losses import Loss, available_losses, get_loss, register
+from .losses import Loss, available_losses, available_nll_losses, get_loss, get_nll_loss, register
 from .stats import LossProperties, breakdown_point, efficiency, properties, tuning_constant
 
 __all__ = [
@@ -27,10 +27,12 @@ __all__ = [
     "LossProperties",
     "__version__",
     "available_losses",
+    "available_nll_losses",
     "breakdown_point",
     "check_gradients",
     "efficiency",
     "get_loss",
+    "get_nll_loss",
     "properties",
     "register",
     "tuning_constant",

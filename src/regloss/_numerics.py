@@ -96,7 +96,8 @@ def log_ratio(xp: Any, a: Array, c: float) -> Array:
     """
     u = a / c
     finite = xp.isfinite(u)
-    return xp.where(finite, xp.log(xp.where(finite, u, 1.0)), xp.log(a) - math.log(c))
+    log_c = math.log(c) if isinstance(c, float) else xp.log(c)  # c may be a traced array
+    return xp.where(finite, xp.log(xp.where(finite, u, 1.0)), xp.log(a) - log_c)
 
 
 def log1p_ratio(xp: Any, x: Array) -> Array:

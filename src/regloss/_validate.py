@@ -315,12 +315,17 @@ def check_scale_input(
     xp: Any, name: str, s: Array, shape: tuple[int, ...], *, log_input: bool
 ) -> Array:
     """The third input of an NLL loss (variance, log-variance or scale): real floating point,
-    broadcastable to the prediction's ``shape`` without enlarging it, and (unless it is a
-    logarithm, or traced under JAX) non-negative."""
+    of the prediction's shape, one dimension short of it (one value per row, as
+    ``torch.nn.functional.gaussian_nll_loss`` reads it), or broadcastable to it without
+    enlarging it; and (unless it is a logarithm, or traced) non-negative."""
     if backend_name(s) == "numpy" and not isinstance(s, np.ndarray):
         s = np.asarray(s, dtype=np.float64)
     _check_float(name, s)
     ss = _shape(s)
+    if ss != shape and shape and ss == shape[:-1]:
+        # (N,) for an (N, D) prediction: one value per row, never broadcast along the rows.
+        s = xp.reshape(s, (*ss, 1))
+        ss = (*ss, 1)
     try:
         out = tuple(np.broadcast_shapes(ss, shape))
     except ValueError:
@@ -329,14 +334,15 @@ def check_scale_input(
         example = (*shape[:-1], 1) if shape else ()
         raise ValueError(
             f"{name} has shape {ss}, which does not broadcast to the prediction's shape "
-            f"{shape}; give it the prediction's shape or one that broadcasts to it "
-            f"(e.g. {example})"
+            f"{shape}; give it the prediction's shape, one dimension less (one value per row) "
+            f"or one that broadcasts to it (e.g. {example})"
         )
     if not log_input and not _is_traced(s):
         negative = s < 0
         if bool(xp.any(negative)):
             raise ValueError(
-                f"{name} has {int(xp.sum(negative))} negative value(s); it must be >= 0 "
-                f"(values below eps are floored), or pass its logarithm with log_{name}=True"
+                f"{name} has negative entry/entries ({int(xp.sum(negative))} below 0); it must "
+                f"be >= 0 (values below eps are floored), or pass its logarithm with "
+                f"log_{name}=True"
             )
     return s

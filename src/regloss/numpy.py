@@ -25,13 +25,13 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from . import _reduce
-from ._frontend import OPTION_DOC, log_flag, loss_signature_params
-from ._typing import Array
+from ._frontend import OPTION_DOC, loss_signature_params
+from ._typing import Array, ArrayLike, NanPolicy, QuantileLevels, Reduction
 from ._validate import check_scale_input, prepare
 from .losses import Loss, available_losses, resolve
 from .losses._base import _REGISTRY
@@ -47,8 +47,29 @@ __all__ = [
 ]
 
 
-def _as_array(x: Any) -> Any:
-    return x if isinstance(x, np.ndarray) else np.asarray(x)
+def _as_array(x: Any, name: str = "input") -> Any:
+    if type(x) is np.ndarray:
+        return x
+    if isinstance(x, np.matrix):
+        raise TypeError(
+            f"{name} is an np.matrix, whose * is a matrix product; pass np.asarray({name})"
+        )
+    if isinstance(x, np.ma.MaskedArray):
+        raise TypeError(
+            f"{name} is a masked array only where masked arrays are not accepted; pass "
+            f"np.ma.getdata({name}) and its mask as mask="
+        )
+    return np.asarray(x)
+
+
+def _unmask(prediction: Any, target: Any, mask: Any) -> tuple[Any, Any, Any]:
+    """Masked arrays (np.ma) honoured: their masked entries are left out through ``mask=``
+    exactly as a user mask would leave them out (weighted counts, zero gradient)."""
+    if not (isinstance(prediction, np.ma.MaskedArray) or isinstance(target, np.ma.MaskedArray)):
+        return prediction, target, mask
+    hidden = np.ma.getmaskarray(prediction) | np.ma.getmaskarray(target)
+    keep = ~hidden if mask is None else np.logical_and(_as_array(mask, "mask"), ~hidden)
+    return np.ma.getdata(prediction), np.ma.getdata(target), keep
 
 
 def _prepare(
@@ -61,14 +82,15 @@ def _prepare(
     broadcast: bool,
 ) -> tuple[Any, Any]:
     """(prediction as an array, the checked inputs) for NumPy arrays or array-likes."""
-    p = _as_array(prediction)
+    prediction, target, mask = _unmask(prediction, target, mask)
+    p = _as_array(prediction, "prediction")
     prep = prepare(
         np,
         p,
-        _as_array(target),
+        _as_array(target, "target"),
         reduction=reduction,
-        weight=None if weight is None else _as_array(weight),
-        mask=None if mask is None else _as_array(mask),
+        weight=None if weight is None else _as_array(weight, "weight"),
+        mask=None if mask is None else _as_array(mask, "mask"),
         nan_policy=nan_policy,
         broadcast=broadcast,
     )
@@ -124,8 +146,25 @@ loss.__doc__ = (loss.__doc__ or "") + OPTION_DOC
 value_and_grad.__doc__ = (value_and_grad.__doc__ or "") + OPTION_DOC
 
 
+def _value(
+    name: str,
+    prediction: Array,
+    target: Array,
+    reduction: str,
+    weight: Array | None,
+    mask: Array | None,
+    nan_policy: str,
+    broadcast: bool,
+    **params: Any,
+) -> Any:
+    return _run(
+        name, prediction, target, False, reduction, weight, mask, nan_policy, broadcast, **params
+    )[0]
+
+
 @functools.cache
 def _function(name: str) -> Callable[..., Any]:
+    """A function for a loss registered after this module was generated."""
     cls = _REGISTRY[name]
 
     def fn(prediction: Array, target: Array, **kwargs: Any) -> Any:
@@ -199,30 +238,415 @@ def nll_value_and_grads(
     return _run_nll(name, prediction, target, scale, True, **kwargs)
 
 
-@functools.cache
-def _nll_function(name: str) -> Callable[..., Any]:
-    cls = _NLL_REGISTRY[name]
+def _nll_value(
+    name: str,
+    prediction: Array,
+    target: Array,
+    scale: Array,
+    reduction: str,
+    weight: Array | None,
+    mask: Array | None,
+    nan_policy: str,
+    broadcast: bool,
+    **params: Any,
+) -> Any:
+    return _run_nll(
+        name,
+        prediction,
+        target,
+        scale,
+        False,
+        reduction,
+        weight,
+        mask,
+        nan_policy,
+        broadcast,
+        **params,
+    )[0]
 
-    def fn(prediction: Array, target: Array, scale: Array, **kwargs: Any) -> Any:
-        return _run_nll(name, prediction, target, scale, False, **kwargs)[0]
 
-    fn.__name__ = fn.__qualname__ = name
-    fn.__module__ = __name__
-    fn.__doc__ = (
-        f"The {name} loss of ``(prediction, target, {cls.scale_input})``; pass "
-        f"``{log_flag(name)}=True`` when the third input is its logarithm.\n\n"
-        f"{cls.__doc__}\n{OPTION_DOC}"
-    )
-    return fn
+if not TYPE_CHECKING:  # type checkers see only the generated functions below
 
-
-def __getattr__(name: str) -> Callable[..., Any]:
-    if name in _NLL_REGISTRY:
-        return _nll_function(name)
-    if name in _REGISTRY:
-        return _function(name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    def __getattr__(name: str) -> Callable[..., Any]:
+        if name in _REGISTRY:
+            return _function(name)
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_REGISTRY) | set(_NLL_REGISTRY))
+
+
+# --- generated by scripts/make_frontends.py from the registry: do not edit ---
+
+
+def mse(
+    prediction: ArrayLike,
+    target: ArrayLike,
+    *,
+    reduction: Reduction = "mean",
+    weight: ArrayLike | None = None,
+    mask: ArrayLike | None = None,
+    nan_policy: NanPolicy = "propagate",
+    broadcast: bool = False,
+) -> Any:
+    r"""The mse loss of ``(prediction, target)``: Squared error, :math:`\rho(r) = r^2`,
+    :math:`\psi(r) = 2r`, :math:`\psi'(r) = 2`.
+
+    See :class:`regloss.losses.SquaredError`.
+    """
+    return _value(
+        "mse",
+        prediction,
+        target,
+        reduction,
+        weight,
+        mask,
+        nan_policy,
+        broadcast,
+    )
+
+
+def mae(
+    prediction: ArrayLike,
+    target: ArrayLike,
+    *,
+    reduction: Reduction = "mean",
+    weight: ArrayLike | None = None,
+    mask: ArrayLike | None = None,
+    nan_policy: NanPolicy = "propagate",
+    broadcast: bool = False,
+) -> Any:
+    r"""The mae loss of ``(prediction, target)``: Absolute error, :math:`\rho(r) = |r|`,
+    :math:`\psi(r) = \operatorname{sign}(r)`.
+
+    See :class:`regloss.losses.AbsoluteError`.
+    """
+    return _value(
+        "mae",
+        prediction,
+        target,
+        reduction,
+        weight,
+        mask,
+        nan_policy,
+        broadcast,
+    )
+
+
+def huber(
+    prediction: ArrayLike,
+    target: ArrayLike,
+    *,
+    delta: float = 1.0,
+    reduction: Reduction = "mean",
+    weight: ArrayLike | None = None,
+    mask: ArrayLike | None = None,
+    nan_policy: NanPolicy = "propagate",
+    broadcast: bool = False,
+) -> Any:
+    r"""The huber loss of ``(prediction, target)``: Huber loss in PyTorch's convention.
+
+    See :class:`regloss.losses.Huber`.
+    """
+    return _value(
+        "huber", prediction, target, reduction, weight, mask, nan_policy, broadcast, delta=delta
+    )
+
+
+def smooth_l1(
+    prediction: ArrayLike,
+    target: ArrayLike,
+    *,
+    beta: float = 1.0,
+    reduction: Reduction = "mean",
+    weight: ArrayLike | None = None,
+    mask: ArrayLike | None = None,
+    nan_policy: NanPolicy = "propagate",
+    broadcast: bool = False,
+) -> Any:
+    r"""The smooth_l1 loss of ``(prediction, target)``: SmoothL1 in PyTorch's convention:
+    ``huber(beta) / beta``.
+
+    See :class:`regloss.losses.SmoothL1`.
+    """
+    return _value(
+        "smooth_l1", prediction, target, reduction, weight, mask, nan_policy, broadcast, beta=beta
+    )
+
+
+def pseudo_huber(
+    prediction: ArrayLike,
+    target: ArrayLike,
+    *,
+    delta: float = 1.0,
+    reduction: Reduction = "mean",
+    weight: ArrayLike | None = None,
+    mask: ArrayLike | None = None,
+    nan_policy: NanPolicy = "propagate",
+    broadcast: bool = False,
+) -> Any:
+    r"""The pseudo_huber loss of ``(prediction, target)``: Pseudo-Huber (Charbonnier):
+    :math:`\rho(r) = \delta^2(\sqrt{1 + (r/\delta)^2} - 1)`.
+
+    See :class:`regloss.losses.PseudoHuber`.
+    """
+    return _value(
+        "pseudo_huber",
+        prediction,
+        target,
+        reduction,
+        weight,
+        mask,
+        nan_policy,
+        broadcast,
+        delta=delta,
+    )
+
+
+def log_cosh(
+    prediction: ArrayLike,
+    target: ArrayLike,
+    *,
+    reduction: Reduction = "mean",
+    weight: ArrayLike | None = None,
+    mask: ArrayLike | None = None,
+    nan_policy: NanPolicy = "propagate",
+    broadcast: bool = False,
+) -> Any:
+    r"""The log_cosh loss of ``(prediction, target)``: Log-cosh: :math:`\rho(r) = \log\cosh r`,
+    :math:`\psi = \tanh r`,     :math:`\psi' = 1 - \tanh^2 r`.
+
+    See :class:`regloss.losses.LogCosh`.
+    """
+    return _value(
+        "log_cosh",
+        prediction,
+        target,
+        reduction,
+        weight,
+        mask,
+        nan_policy,
+        broadcast,
+    )
+
+
+def quantile(
+    prediction: ArrayLike,
+    target: ArrayLike,
+    *,
+    q: QuantileLevels = 0.5,
+    reduction: Reduction = "mean",
+    weight: ArrayLike | None = None,
+    mask: ArrayLike | None = None,
+    nan_policy: NanPolicy = "propagate",
+    broadcast: bool = False,
+) -> Any:
+    r"""The quantile loss of ``(prediction, target)``: Quantile (pinball) loss at level q, on r =
+    prediction − target.
+
+    See :class:`regloss.losses.Quantile`.
+    """
+    return _value(
+        "quantile", prediction, target, reduction, weight, mask, nan_policy, broadcast, q=q
+    )
+
+
+def cauchy(
+    prediction: ArrayLike,
+    target: ArrayLike,
+    *,
+    c: float = 2.385,
+    reduction: Reduction = "mean",
+    weight: ArrayLike | None = None,
+    mask: ArrayLike | None = None,
+    nan_policy: NanPolicy = "propagate",
+    broadcast: bool = False,
+) -> Any:
+    r"""The cauchy loss of ``(prediction, target)``: Cauchy (Lorentzian): :math:`\rho(r) =
+    \tfrac{c^2}{2}\log(1 + (r/c)^2)`.
+
+    See :class:`regloss.losses.Cauchy`.
+    """
+    return _value("cauchy", prediction, target, reduction, weight, mask, nan_policy, broadcast, c=c)
+
+
+def geman_mcclure(
+    prediction: ArrayLike,
+    target: ArrayLike,
+    *,
+    c: float = 3.787,
+    reduction: Reduction = "mean",
+    weight: ArrayLike | None = None,
+    mask: ArrayLike | None = None,
+    nan_policy: NanPolicy = "propagate",
+    broadcast: bool = False,
+) -> Any:
+    r"""The geman_mcclure loss of ``(prediction, target)``: Geman-McClure: :math:`\rho(r) =
+    \tfrac{c^2}{2}\,\frac{(r/c)^2}{1 + (r/c)^2}`.
+
+    See :class:`regloss.losses.GemanMcClure`.
+    """
+    return _value(
+        "geman_mcclure", prediction, target, reduction, weight, mask, nan_policy, broadcast, c=c
+    )
+
+
+def welsch(
+    prediction: ArrayLike,
+    target: ArrayLike,
+    *,
+    c: float = 2.985,
+    reduction: Reduction = "mean",
+    weight: ArrayLike | None = None,
+    mask: ArrayLike | None = None,
+    nan_policy: NanPolicy = "propagate",
+    broadcast: bool = False,
+) -> Any:
+    r"""The welsch loss of ``(prediction, target)``: Welsch (Leclerc): :math:`\rho(r) =
+    \tfrac{c^2}{2}(1 - e^{-(r/c)^2})`.
+
+    See :class:`regloss.losses.Welsch`.
+    """
+    return _value("welsch", prediction, target, reduction, weight, mask, nan_policy, broadcast, c=c)
+
+
+def tukey(
+    prediction: ArrayLike,
+    target: ArrayLike,
+    *,
+    c: float = 4.685,
+    reduction: Reduction = "mean",
+    weight: ArrayLike | None = None,
+    mask: ArrayLike | None = None,
+    nan_policy: NanPolicy = "propagate",
+    broadcast: bool = False,
+) -> Any:
+    r"""The tukey loss of ``(prediction, target)``: Tukey's biweight (bisquare).
+
+    See :class:`regloss.losses.Tukey`.
+    """
+    return _value("tukey", prediction, target, reduction, weight, mask, nan_policy, broadcast, c=c)
+
+
+def fair(
+    prediction: ArrayLike,
+    target: ArrayLike,
+    *,
+    c: float = 1.3998,
+    reduction: Reduction = "mean",
+    weight: ArrayLike | None = None,
+    mask: ArrayLike | None = None,
+    nan_policy: NanPolicy = "propagate",
+    broadcast: bool = False,
+) -> Any:
+    r"""The fair loss of ``(prediction, target)``: Fair: :math:`\rho(r) = c^2\left(|r|/c - \log(1 +
+    |r|/c)\right)`.
+
+    See :class:`regloss.losses.Fair`.
+    """
+    return _value("fair", prediction, target, reduction, weight, mask, nan_policy, broadcast, c=c)
+
+
+def barron(
+    prediction: ArrayLike,
+    target: ArrayLike,
+    *,
+    alpha: float = 1.0,
+    scale: float = 1.0,
+    reduction: Reduction = "mean",
+    weight: ArrayLike | None = None,
+    mask: ArrayLike | None = None,
+    nan_policy: NanPolicy = "propagate",
+    broadcast: bool = False,
+) -> Any:
+    r"""The barron loss of ``(prediction, target)``: Barron's general robust loss :math:`\rho(r;
+    \alpha, c)`.
+
+    See :class:`regloss.losses.Barron`.
+    """
+    return _value(
+        "barron",
+        prediction,
+        target,
+        reduction,
+        weight,
+        mask,
+        nan_policy,
+        broadcast,
+        alpha=alpha,
+        scale=scale,
+    )
+
+
+def gaussian_nll(
+    prediction: ArrayLike,
+    target: ArrayLike,
+    var: ArrayLike,
+    *,
+    log_var: bool = False,
+    eps: float = 1e-06,
+    full: bool = False,
+    beta: float = 0.0,
+    reduction: Reduction = "mean",
+    weight: ArrayLike | None = None,
+    mask: ArrayLike | None = None,
+    nan_policy: NanPolicy = "propagate",
+    broadcast: bool = False,
+) -> Any:
+    r"""The gaussian_nll loss of ``(prediction, target, var)``: Gaussian negative log-likelihood
+    with predicted variance :math:`v = \sigma^2`.
+
+    See :class:`regloss.losses.GaussianNLL`.
+    """
+    return _nll_value(
+        "gaussian_nll",
+        prediction,
+        target,
+        var,
+        reduction,
+        weight,
+        mask,
+        nan_policy,
+        broadcast,
+        log_var=log_var,
+        eps=eps,
+        full=full,
+        beta=beta,
+    )
+
+
+def laplace_nll(
+    prediction: ArrayLike,
+    target: ArrayLike,
+    scale: ArrayLike,
+    *,
+    log_scale: bool = False,
+    eps: float = 1e-06,
+    reduction: Reduction = "mean",
+    weight: ArrayLike | None = None,
+    mask: ArrayLike | None = None,
+    nan_policy: NanPolicy = "propagate",
+    broadcast: bool = False,
+) -> Any:
+    r"""The laplace_nll loss of ``(prediction, target, scale)``: Laplace negative log-likelihood
+    with predicted scale b:     :math:`\ell(r, b) = \log(2b) + |r|/b`.
+
+    See :class:`regloss.losses.LaplaceNLL`.
+    """
+    return _nll_value(
+        "laplace_nll",
+        prediction,
+        target,
+        scale,
+        reduction,
+        weight,
+        mask,
+        nan_policy,
+        broadcast,
+        log_scale=log_scale,
+        eps=eps,
+    )
+
+
+# --- end of generated code ---

@@ -8,6 +8,7 @@ import importlib.util
 import numpy as np
 
 from .. import numpy as rnp
+from .._typing import Reduction
 from ._table import table
 
 __all__ = ["add_parser", "run"]
@@ -47,12 +48,13 @@ def run(args: argparse.Namespace) -> int:
         )
     )
     rows = []
-    for reduction, meaning in [
+    reductions: list[tuple[Reduction, str]] = [
         ("none", "r^2 per element"),
         ("sum", "sum of r^2"),
         ("mean", "sum of r^2 / N  (torch.nn.MSELoss)"),
         ("batchmean", "1/N sum_i ||r_i||^2 over samples"),
-    ]:
+    ]
+    for reduction, meaning in reductions:
         rows.append([reduction, _fmt(rnp.mse(PREDICTION, TARGET, reduction=reduction)), meaning])
     print()
     print(table(["reduction", "loss", "meaning"], rows, title="2. the loss under each reduction"))

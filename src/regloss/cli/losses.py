@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from ..losses import available_losses, get_loss
+from ..losses import available_losses, available_nll_losses, get_loss
+from ..losses._nll import _NLL_REGISTRY
 from ..stats import properties
 from ._table import table
 
@@ -43,6 +44,19 @@ def _rows() -> list[list[str]]:
     return rows
 
 
+NLL_HEADERS = ["loss", "third input", "loss of (r, third input)", "noise model (ML loss of)"]
+
+
+def _nll_rows() -> list[list[str]]:
+    """The likelihoods with a predicted scale (their own registry: three inputs)."""
+    rows = []
+    for name in available_nll_losses():
+        cls = _NLL_REGISTRY[name]
+        third = cls.scale_input
+        rows.append([name, f"{third} (or log_{third}=True)", cls.formula, cls.noise_model])
+    return rows
+
+
 def markdown_table() -> str:
     """The table as Markdown (what the README shows between its generated-table markers)."""
     lines = ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
@@ -69,6 +83,15 @@ def run(args: argparse.Namespace) -> int:
             _rows(),
             title="regloss losses (default parameters; "
             "efficiency of the location M-estimator under Gaussian noise)",
+        )
+    )
+    print()
+    print(
+        table(
+            NLL_HEADERS,
+            _nll_rows(),
+            title="negative log-likelihoods with a predicted scale "
+            "(regloss.available_nll_losses(); a third input beside prediction and target)",
         )
     )
     return 0

@@ -21,6 +21,8 @@ import math
 from importlib import resources
 from typing import Any
 
+import numpy as np
+
 from .._namespace import namespace
 from .._numerics import expm1_ratio, log1p_ratio, log_ratio
 from .._typing import Array
@@ -28,7 +30,12 @@ from .._validate import check_scale_param
 from ._base import Loss, register
 from ._robust import _signed
 
-__all__ = ["Barron", "general_rho", "log_partition"]
+__all__ = ["Barron", "general_psi", "general_psi_prime", "general_rho", "log_partition"]
+
+
+def _is_array(value: Any) -> bool:
+    return hasattr(value, "shape") and hasattr(value, "dtype")
+
 
 #: Floor on |alpha - 2| and |alpha| in the general formula: keeps it finite (and its
 #: derivatives too) for alpha within this of 2 or 0, where it is continuous anyway.
@@ -48,17 +55,53 @@ def general_rho(xp: Any, x: Array, alpha: Array) -> Array:
     The special values are reached as limits through the floors on ``|alpha - 2|`` and
     ``|alpha|``; the result and its gradients (x and alpha) stay finite.
     """
-    b = xp.clip(xp.abs(alpha - 2.0), EPS, None)
-    d = xp.where(alpha >= 0, xp.clip(alpha, EPS, None), xp.clip(alpha, None, -EPS))
-    # log1p(x²/b) with y = |x|/sqrt(b): log1p(y²) for y <= 1, 2 log y + log1p(1/y²) beyond,
-    # each branch on an input safe for it, so x² never overflows (nor its gradient).
+    b, d = _floors(xp, alpha)
+    _, _, _, log_term = _general_parts(xp, x, b)
+    return b / d * xp.expm1(0.5 * d * log_term)
+
+
+def _general_parts(xp: Any, x: Array, b: Array) -> tuple[Array, Array, Array, Array]:
+    """``(big, ys, w, L)`` for array alpha: y = |x|/sqrt(b), big = y > 1, the small
+    branch's y, w = 1/y² of the large branch, and L = log1p(y²) -- as log1p(y²) for y <= 1
+    and 2 log y + log1p(1/y²) beyond, each branch on an input safe for it, so x² never
+    overflows (nor its gradient)."""
     k = xp.sqrt(b)
     ax = xp.abs(x)
     big = ax > k
     ys = xp.where(big, 0.0, ax) / k
     yl = xp.where(big, ax, k) / k
-    log_term = xp.where(big, 2.0 * xp.log(yl) + xp.log1p(1.0 / (yl * yl)), xp.log1p(ys * ys))
-    return b / d * xp.expm1(0.5 * d * log_term)
+    w = 1.0 / (yl * yl)
+    log_term = xp.where(big, 2.0 * xp.log(yl) + xp.log1p(w), xp.log1p(ys * ys))
+    return big, ys, w, log_term
+
+
+def _floors(xp: Any, alpha: Array) -> tuple[Array, Array]:
+    """(b, d): |alpha - 2| and alpha kept EPS away from 0 (the formula's floors)."""
+    b = xp.clip(xp.abs(alpha - 2.0), EPS, None)
+    d = xp.where(alpha >= 0, xp.clip(alpha, EPS, None), xp.clip(alpha, None, -EPS))
+    return b, d
+
+
+def general_psi(xp: Any, x: Array, alpha: Array) -> Array:
+    """d/dx of :func:`general_rho`, :math:`x (1 + x^2/b)^{\\alpha/2 - 1}`; for large |x| as
+    sign(x) exp(log|x| + (alpha/2 - 1) L), so no overflow meets an underflowing power."""
+    b, d = _floors(xp, alpha)
+    big, _, _, log_term = _general_parts(xp, x, b)
+    power = (0.5 * d - 1.0) * log_term
+    ax = xp.abs(x)
+    large = xp.exp(xp.log(xp.where(big, ax, 1.0)) + power)
+    small = xp.where(big, 0.0, ax) * xp.exp(power)
+    return xp.where(x < 0, -1.0, 1.0) * xp.where(big, large, small)
+
+
+def general_psi_prime(xp: Any, x: Array, alpha: Array) -> Array:
+    """d²/dx² of :func:`general_rho`: (1+y²)^(alpha/2-1) (1 + (alpha-1) y²)/(1 + y²) with
+    y² = x²/b, in w = 1/y² for large y (a bounded factor)."""
+    b, d = _floors(xp, alpha)
+    big, ys, w, log_term = _general_parts(xp, x, b)
+    y2 = ys * ys
+    factor = xp.where(big, (w + (d - 1.0)) / (w + 1.0), (1.0 + (d - 1.0) * y2) / (1.0 + y2))
+    return xp.exp((0.5 * d - 1.0) * log_term) * factor
 
 
 @register("barron")
@@ -68,11 +111,13 @@ class Barron(Loss):
 
     Parameters
     ----------
-    alpha : float, default 1.0
+    alpha : float or array, default 1.0
         Shape, any real number or ±inf: 2 is L2, 1 Charbonnier, 0 Cauchy, −2
-        Geman-McClure, −inf Welsch. Smaller is more robust.
-    scale : float, default 1.0
-        c > 0, the width of the quadratic bowl.
+        Geman-McClure, −inf Welsch. Smaller is more robust. An array (or tensor)
+        broadcastable to the residual gives one shape per element, as Barron's ``lossfun``
+        (finite values; the general formula with its floors near 0 and 2).
+    scale : float or array, default 1.0
+        c > 0, the width of the quadratic bowl; an array gives one per element.
 
     Notes
     -----
@@ -104,6 +149,9 @@ class Barron(Loss):
     tuning_parameter = "scale"
 
     def __post_init__(self) -> None:
+        if _is_array(self.alpha) or _is_array(self.scale):
+            self._check_arrays()
+            return
         a = self.alpha
         if isinstance(a, bool) or not isinstance(a, (int, float)) or math.isnan(a):
             raise ValueError(f"barron: parameter alpha must be a real number or ±inf, got {a!r}")
@@ -114,6 +162,31 @@ class Barron(Loss):
             )
         object.__setattr__(self, "alpha", float(a))
         object.__setattr__(self, "scale", check_scale_param("barron", "scale", self.scale))
+
+    def _check_arrays(self) -> None:
+        """Array parameters: alpha finite, scale positive (values inspected where they can
+        be: a traced JAX value or a meta tensor is taken as given)."""
+        from .._validate import _is_traced
+
+        for key, positive in (("alpha", False), ("scale", True)):
+            value = getattr(self, key)
+            if not _is_array(value):
+                object.__setattr__(self, key, float(value))
+                continue
+            if _is_traced(value):
+                continue
+            arr = np.asarray(value.detach().cpu() if hasattr(value, "detach") else value)
+            if not np.all(np.isfinite(arr)) or (positive and not np.all(arr > 0)):
+                bound = "finite and > 0" if positive else "finite"
+                raise ValueError(
+                    f"barron: parameter {key} given as an array must be {bound} everywhere"
+                )
+
+    def _arrays(self) -> bool:
+        return not (isinstance(self.alpha, float) and isinstance(self.scale, float))
+
+    def depends_on_position(self) -> bool:
+        return self._arrays()  # per-element parameters: never evaluated on flat blocks
 
     def check_range(self) -> float:
         return 5.0 * self.scale if self.alpha == math.inf else 50.0
@@ -136,6 +209,8 @@ class Barron(Loss):
 
     def rho(self, r: Array) -> Array:
         a = self.alpha
+        if self._arrays():  # per-element (or traced) parameters: the array-alpha form
+            return general_rho(namespace(r), r / self.scale, a)
         if a == 2.0:
             _, x, _ = self._parts(r)
             return 0.5 * x * x
@@ -163,6 +238,8 @@ class Barron(Loss):
 
     def psi(self, r: Array) -> Array:
         a, c = self.alpha, self.scale
+        if self._arrays():
+            return general_psi(namespace(r), r / c, a) / c
         if a == 2.0:
             _, x, _ = self._parts(r)
             return x / c
@@ -194,6 +271,8 @@ class Barron(Loss):
 
     def psi_prime(self, r: Array) -> Array:
         a, c = self.alpha, self.scale
+        if self._arrays():
+            return general_psi_prime(namespace(r), r / c, a) / (c * c)
         if a == 2.0:
             return namespace(r).ones_like(r) / (c * c)
         if a == math.inf:

@@ -3,13 +3,40 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 from typing import Any, ClassVar, TypeVar
+
+import numpy as np
 
 from .._namespace import namespace
 from .._typing import Array
 
 __all__ = ["Loss", "available_losses", "get_loss", "register", "resolve"]
+
+
+def _floating(r: Any) -> Any:
+    """``r`` as floating point: Python numbers and sequences as float64 arrays, integer or
+    boolean arrays cast (float64 in NumPy/JAX, torch's default float dtype in PyTorch)."""
+    if isinstance(r, (bool, int, float, list, tuple)):
+        return np.asarray(r, dtype=np.float64)
+    dtype = getattr(r, "dtype", None)
+    kind = getattr(dtype, "kind", None)  # NumPy and JAX dtypes
+    if kind is not None:
+        return r.astype(np.float64) if kind in "iub" else r
+    if dtype is not None and not getattr(dtype, "is_floating_point", True):
+        import torch
+
+        return r.to(torch.get_default_dtype())
+    return r
+
+
+def _accepts_integers(method: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(method)
+    def wrapper(self: Any, r: Any, *args: Any, **kwargs: Any) -> Any:
+        return method(self, _floating(r), *args, **kwargs)
+
+    return wrapper
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,6 +77,14 @@ class Loss:
     #: the residual and fold ``k`` into a scalar instead of a pass over the data.
     psi_slope: ClassVar[float | None] = None
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # The elementwise methods take integer input and return floating point (as
+        # statsmodels' norms do), in every loss, present or future.
+        super().__init_subclass__(**kwargs)
+        for name in ("rho", "psi", "psi_prime", "weight"):
+            if name in cls.__dict__:
+                setattr(cls, name, _accepts_integers(cls.__dict__[name]))
+
     def rho(self, r: Array) -> Array:
         """Elementwise loss value."""
         raise NotImplementedError
@@ -79,6 +114,7 @@ class Loss:
         """Largest |r| the derivative checks sample (a loss that overflows sooner says so)."""
         return 50.0
 
+    @_accepts_integers
     def weight(self, r: Array) -> Array:
         r"""IRLS weight :math:`w(r) = \psi(r) / r`, with its limit :math:`\psi'(0)` at 0.
 
@@ -112,6 +148,26 @@ class Loss:
         return f"{self.name}({args})"
 
 
+class AutodiffForm(Loss):
+    """``base`` evaluated as plain array operations, for autodiff to differentiate through
+    its (overflow-safe) formula: used where parameters themselves are differentiated or
+    traced (an annealed JAX parameter, Barron's alpha as a tensor that requires grad)."""
+
+    base: Loss
+
+    def __init__(self, base: Loss) -> None:
+        object.__setattr__(self, "base", base)
+
+    def rho(self, r: Array) -> Array:
+        return self.base.rho(r)
+
+    def rho_sum(self, r: Array, *, overwrite: bool = False) -> Array:
+        return namespace(r).sum(self.base.rho(r))
+
+    def depends_on_position(self) -> bool:
+        return self.base.depends_on_position()
+
+
 _REGISTRY: dict[str, type[Loss]] = {}
 L = TypeVar("L", bound=type[Loss])
 
@@ -132,6 +188,9 @@ def register(name: str) -> Callable[[L], L]:
 
 def available_losses() -> list[str]:
     """Names of the registered losses, in registration order.
+
+    The likelihoods with a predicted scale (``gaussian_nll``, ``laplace_nll``) take a third
+    input and are listed by :func:`regloss.available_nll_losses`.
 
     Examples
     --------

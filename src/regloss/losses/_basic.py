@@ -13,6 +13,11 @@ from ._base import Loss, register
 __all__ = ["AbsoluteError", "Huber", "SmoothL1", "SquaredError"]
 
 
+def _is_zero(beta: object) -> bool:
+    """beta == 0 for a Python number; a traced (JAX) beta is taken as positive."""
+    return isinstance(beta, float) and beta == 0.0
+
+
 @register("mse")
 @dataclasses.dataclass(frozen=True, kw_only=True, repr=False)
 class SquaredError(Loss):
@@ -173,7 +178,7 @@ class SmoothL1(Loss):
 
     def rho(self, r: Array) -> Array:
         xp = namespace(r)
-        if self.beta == 0.0:
+        if _is_zero(self.beta):
             return xp.abs(r)
         a = xp.clip(r, -self.beta, self.beta)
         # (a / beta) first: a * r overflows for large r where the loss itself does not.
@@ -181,18 +186,18 @@ class SmoothL1(Loss):
 
     def psi(self, r: Array) -> Array:
         xp = namespace(r)
-        if self.beta == 0.0:
+        if _is_zero(self.beta):
             return xp.sign(r)
         return xp.clip(r / self.beta, -1.0, 1.0)
 
     def psi_prime(self, r: Array) -> Array:
         xp = namespace(r)
-        if self.beta == 0.0:
+        if _is_zero(self.beta):
             return xp.zeros_like(r)
         return xp.where(xp.abs(r) <= self.beta, xp.ones_like(r), xp.zeros_like(r)) / self.beta
 
     def weight(self, r: Array) -> Array:
-        if self.beta == 0.0:
+        if _is_zero(self.beta):
             return AbsoluteError().weight(r)
         return super().weight(r)
 
@@ -201,11 +206,11 @@ class SmoothL1(Loss):
 
     def rho_sum_and_psi(self, r: Array, *, overwrite: bool = False) -> tuple[Array, Array]:
         xp = namespace(r)
-        if self.beta == 0.0:
+        if _is_zero(self.beta):
             return xp.sum(xp.abs(r)), xp.sign(r)
         # rho = (a / beta) * (r - a/2) with a = clip(r, -beta, beta); psi = a / beta.
         a = xp.clip(r, -self.beta, self.beta)
-        psi = a if self.beta == 1.0 else a / self.beta
+        psi = a / self.beta
         return vdot(xp, psi, axpy(xp, -0.5, a, r, overwrite=overwrite)), psi
 
     def rho_sum(self, r: Array, *, overwrite: bool = False) -> Array:

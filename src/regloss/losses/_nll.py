@@ -44,6 +44,9 @@ class NLLLoss:
     name: ClassVar[str] = ""
     #: What the third input is (shown in errors and docs).
     scale_input: ClassVar[str] = "scale"
+    #: One-line formula and noise model, shown by ``regloss losses``.
+    formula: ClassVar[str] = ""
+    noise_model: ClassVar[str] = ""
     eps: float = 1e-6
 
     def value(self, r: Array, s: Array) -> Array:
@@ -159,6 +162,8 @@ class GaussianNLL(NLLLoss):
     beta: float = 0.0
 
     scale_input = "var"
+    formula = "(log var + r^2/var)/2 (+ log(2 pi)/2 with full=True)"
+    noise_model = "Gaussian with predicted variance"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "eps", check_loss_param("gaussian_nll", "eps", self.eps, low=0.0))
@@ -214,6 +219,8 @@ class LaplaceNLL(NLLLoss):
     """
 
     scale_input = "scale"
+    formula = "log(2 scale) + |r|/scale"
+    noise_model = "Laplace with predicted scale"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "eps", check_loss_param("laplace_nll", "eps", self.eps, low=0.0))

@@ -13,6 +13,8 @@ import dataclasses
 import math
 from typing import Any
 
+import numpy as np
+
 from .._namespace import namespace
 from .._numerics import expm1_ratio, log1p_ratio, log_ratio
 from .._typing import Array
@@ -168,8 +170,9 @@ class Quantile(Loss):
     .. math:: \rho(r) = q\,\max(-r, 0) + (1 - q)\,\max(r, 0)
 
     i.e. :math:`q\max(y - \hat y, 0) + (1-q)\max(\hat y - y, 0)`, whose minimiser is the
-    q-quantile of the target. ``q`` is a level in (0, 1) or a tuple of levels applied along
-    the prediction's last dimension (several quantiles in one call).
+    q-quantile of the target. ``q`` is a level in (0, 1), or a sequence or 1-d array of levels
+    (list, tuple, ndarray, tensor) applied along the prediction's last dimension (several
+    quantiles in one call).
 
     Notes
     -----
@@ -185,7 +188,14 @@ class Quantile(Loss):
     symmetric = False
 
     def __post_init__(self) -> None:
-        q = self.q
+        q: Any = self.q
+        if (
+            not isinstance(q, (int, float, str, bool, np.integer, np.floating))
+            and hasattr(q, "__len__")
+        ) or hasattr(q, "__array__"):
+            # any sequence or array of levels (list, tuple, ndarray, tensor); 0-d is one level
+            arr = np.asarray(q, dtype=object if isinstance(q, (list, tuple)) else None)
+            q = arr.item() if arr.ndim == 0 else tuple(arr.reshape(-1).tolist())
         if isinstance(q, (list, tuple)):
             if not q:
                 raise ValueError("quantile: parameter q must not be an empty sequence")
@@ -202,7 +212,7 @@ class Quantile(Loss):
         return value
 
     def _q(self, r: Array) -> Any:
-        if isinstance(self.q, float):
+        if not isinstance(self.q, tuple):  # one level (a float, or a traced JAX value)
             return self.q
         if r.ndim == 0 or r.shape[-1] != len(self.q):
             raise ValueError(
@@ -239,7 +249,7 @@ class Quantile(Loss):
         return (0.0,)
 
     def depends_on_position(self) -> bool:
-        return not isinstance(self.q, float)
+        return isinstance(self.q, tuple)
 
 
 @register("cauchy")

@@ -29,6 +29,7 @@ import torch
 from .. import _reduce
 from .._validate import Prepared
 from ..losses import Loss
+from ..losses._base import AutodiffForm
 from ..losses._nll import LogForm, NLLLoss, in_form
 
 __all__ = ["apply_loss", "apply_nll"]
@@ -254,8 +255,8 @@ def _composite_needed(prep: Prepared, *more: Any) -> bool:
 def apply_loss(loss: Loss, prep: Prepared) -> torch.Tensor:
     """Evaluate ``loss`` on checked inputs with regloss's analytic autograd."""
     tensors, meta = _split(prep)
-    if not torch.is_grad_enabled() or not any(
-        t is not None and t.requires_grad for t in tensors[:3]
+    if not torch.is_grad_enabled() or not (
+        any(t is not None and t.requires_grad for t in tensors[:3]) or _params_need_grad(loss)
     ):
         fw = _reduce.forward(loss, torch, prep, need_psi=False)
         return _scaled(fw.total, fw.value_scale)
@@ -266,7 +267,15 @@ def apply_loss(loss: Loss, prep: Prepared) -> torch.Tensor:
     return _run(loss, prep, tensors, meta)
 
 
+def _params_need_grad(loss: Loss) -> bool:
+    return any(isinstance(v, torch.Tensor) and v.requires_grad for v in loss.params.values())
+
+
 def _run(loss: Loss, prep: Prepared, tensors: tuple[Any, ...], meta: _Meta) -> torch.Tensor:
+    if _params_need_grad(loss):
+        # parameters as tensors that require grad (Barron's alpha and scale, learned):
+        # autograd differentiates the overflow-safe formula in the parameters too
+        return _reduce.forward(AutodiffForm(loss), torch, prep, need_psi=False).value  # type: ignore[no-any-return]
     if _composite_needed(prep):
         fw = _reduce.forward(_Differentiable(loss), torch, prep, need_psi=False)
         return fw.value  # type: ignore[no-any-return]

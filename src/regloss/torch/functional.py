@@ -25,11 +25,13 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
+from torch import Tensor
 
 from .._frontend import OPTION_DOC, loss_signature_params, torch_names
+from .._typing import NanPolicy, QuantileLevels, Reduction
 from .._validate import prepare
 from ..losses import Loss, resolve
 from ..losses._base import _REGISTRY
@@ -40,31 +42,48 @@ __all__ = ["loss", *torch_names()]
 
 def loss(
     name_or_loss: str | Loss,
-    input: torch.Tensor,
-    target: torch.Tensor,
+    input: Tensor,
+    target: Tensor,
     reduction: str = "mean",
     *,
-    weight: torch.Tensor | None = None,
-    mask: torch.Tensor | None = None,
+    weight: Tensor | None = None,
+    mask: Tensor | None = None,
     nan_policy: str = "propagate",
     broadcast: bool = False,
     **params: Any,
-) -> torch.Tensor:
+) -> Tensor:
     """The loss ``name_or_loss`` of ``(input, target)`` = (prediction, target)."""
     spec = resolve(name_or_loss, params)
     return _evaluate(spec, input, target, reduction, weight, mask, nan_policy, broadcast)
 
 
+loss.__doc__ = (loss.__doc__ or "") + OPTION_DOC
+
+
+def check_tensor(name: str, x: Any, *, optional: bool = False) -> None:
+    """TypeError naming the argument unless ``x`` is a tensor (or None when optional)."""
+    if isinstance(x, Tensor) or (optional and x is None):
+        return
+    raise TypeError(
+        f"{name} must be a torch.Tensor, got {type(x).__name__}; "
+        f"convert it with torch.as_tensor({name})"
+    )
+
+
 def _evaluate(
     spec: Loss,
-    input: torch.Tensor,
-    target: torch.Tensor,
+    input: Tensor,
+    target: Tensor,
     reduction: str,
-    weight: torch.Tensor | None,
-    mask: torch.Tensor | None,
+    weight: Tensor | None,
+    mask: Tensor | None,
     nan_policy: str,
     broadcast: bool,
-) -> torch.Tensor:
+) -> Tensor:
+    check_tensor("input", input)
+    check_tensor("target", target)
+    check_tensor("weight", weight, optional=True)
+    check_tensor("mask", mask, optional=True)
     prep = prepare(
         torch,
         input,
@@ -78,35 +97,76 @@ def _evaluate(
     return apply_loss(spec, prep)
 
 
-loss.__doc__ = (loss.__doc__ or "") + OPTION_DOC
+def _legacy_reduction(size_average: bool | None, reduce: bool | None, reduction: str) -> str:
+    """PyTorch's deprecated ``size_average``/``reduce``, mapped as PyTorch maps them (with
+    its deprecation warning)."""
+    if size_average is None and reduce is None:
+        return reduction
+    legacy: str = torch.nn._reduction.legacy_get_string(size_average, reduce)
+    return legacy
+
+
+_SPECS: dict[tuple[Any, ...], Loss] = {}
+
+
+def _spec(name: str, params: dict[str, Any]) -> Loss:
+    """The loss object for ``name`` and ``params``, cached (constructing one costs
+    microseconds; the parameters of a training loop rarely change)."""
+    if torch.compiler.is_compiling() or any(hasattr(v, "shape") for v in params.values()):
+        # traced, or array/tensor parameters (tensors hash by identity: caching them would
+        # keep them, and their autograd history, alive)
+        return resolve(name, params)
+    try:
+        key = (name, *params.items())
+        spec = _SPECS.get(key)
+    except TypeError:  # unhashable parameter values
+        return resolve(name, params)
+    if spec is None:
+        if len(_SPECS) > 1024:
+            _SPECS.clear()
+        spec = _SPECS[key] = resolve(name, params)
+    return spec
+
+
+def _call(
+    name: str,
+    params: dict[str, Any],
+    input: Tensor,
+    target: Tensor,
+    reduction: str,
+    weight: Tensor | None,
+    mask: Tensor | None,
+    nan_policy: str,
+    broadcast: bool,
+) -> Tensor:
+    return _evaluate(
+        _spec(name, params), input, target, reduction, weight, mask, nan_policy, broadcast
+    )
 
 
 @functools.cache
-def _function(registry_name: str, public_name: str) -> Callable[..., torch.Tensor]:
+def _function(registry_name: str, public_name: str) -> Callable[..., Tensor]:
+    """A functional for a loss registered after this module was generated."""
     cls = _REGISTRY[registry_name]
-    params_spec = loss_signature_params(cls)
-    default = cls() if all(p.default is not inspect.Parameter.empty for p in params_spec) else None
 
     def fn(
-        input: torch.Tensor,
-        target: torch.Tensor,
+        input: Tensor,
+        target: Tensor,
         reduction: str = "mean",
         *,
-        weight: torch.Tensor | None = None,
-        mask: torch.Tensor | None = None,
+        weight: Tensor | None = None,
+        mask: Tensor | None = None,
         nan_policy: str = "propagate",
         broadcast: bool = False,
         **params: Any,
-    ) -> torch.Tensor:
-        spec = default if default is not None and not params else resolve(registry_name, params)
-        return _evaluate(spec, input, target, reduction, weight, mask, nan_policy, broadcast)
+    ) -> Tensor:
+        return _call(
+            registry_name, params, input, target, reduction, weight, mask, nan_policy, broadcast
+        )
 
     fn.__name__ = fn.__qualname__ = public_name
     fn.__module__ = __name__
-    fn.__doc__ = (
-        f"The {registry_name} loss of ``(input, target)`` = (prediction, target), "
-        f"with regloss's analytic backward.\n\n{cls.__doc__}\n{OPTION_DOC}"
-    )
+    fn.__doc__ = f"The {registry_name} loss of ``(input, target)``.\n\n{cls.__doc__}\n{OPTION_DOC}"
     base = inspect.signature(fn)
     params = [p for p in base.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
     fn.__signature__ = base.replace(  # type: ignore[attr-defined]
@@ -115,12 +175,336 @@ def _function(registry_name: str, public_name: str) -> Callable[..., torch.Tenso
     return fn
 
 
-def __getattr__(name: str) -> Callable[..., torch.Tensor]:
-    names = torch_names()
-    if name in names:
-        return _function(names[name], name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+if not TYPE_CHECKING:  # type checkers see only the generated names below
+
+    def __getattr__(name: str) -> Callable[..., Tensor]:
+        names = torch_names()
+        if name in names:
+            return _function(names[name], name)
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(torch_names()))
+
+
+# --- generated by scripts/make_frontends.py from the registry: do not edit ---
+
+
+def mse_loss(
+    input: Tensor,
+    target: Tensor,
+    size_average: bool | None = None,
+    reduce: bool | None = None,
+    reduction: Reduction = "mean",
+    weight: Tensor | None = None,
+    *,
+    mask: Tensor | None = None,
+    nan_policy: NanPolicy = "propagate",
+    broadcast: bool = False,
+) -> Tensor:
+    r"""The mse loss of ``(input, target)`` = (prediction, target): Squared error, :math:`\rho(r) =
+    r^2`, :math:`\psi(r) = 2r`, :math:`\psi'(r) = 2`.
+
+    See :class:`regloss.losses.SquaredError`.
+    """
+    params: dict[str, Any] = {}
+    return _call(
+        "mse",
+        params,
+        input,
+        target,
+        _legacy_reduction(size_average, reduce, reduction),
+        weight,
+        mask,
+        nan_policy,
+        broadcast,
+    )
+
+
+def l1_loss(
+    input: Tensor,
+    target: Tensor,
+    size_average: bool | None = None,
+    reduce: bool | None = None,
+    reduction: Reduction = "mean",
+    weight: Tensor | None = None,
+    *,
+    mask: Tensor | None = None,
+    nan_policy: NanPolicy = "propagate",
+    broadcast: bool = False,
+) -> Tensor:
+    r"""The mae loss of ``(input, target)`` = (prediction, target): Absolute error, :math:`\rho(r) =
+    |r|`, :math:`\psi(r) = \operatorname{sign}(r)`.
+
+    See :class:`regloss.losses.AbsoluteError`.
+    """
+    params: dict[str, Any] = {}
+    return _call(
+        "mae",
+        params,
+        input,
+        target,
+        _legacy_reduction(size_average, reduce, reduction),
+        weight,
+        mask,
+        nan_policy,
+        broadcast,
+    )
+
+
+def mae_loss(
+    input: Tensor,
+    target: Tensor,
+    reduction: Reduction = "mean",
+    *,
+    weight: Tensor | None = None,
+    mask: Tensor | None = None,
+    nan_policy: NanPolicy = "propagate",
+    broadcast: bool = False,
+) -> Tensor:
+    r"""The mae loss of ``(input, target)`` = (prediction, target): Absolute error, :math:`\rho(r) =
+    |r|`, :math:`\psi(r) = \operatorname{sign}(r)`.
+
+    See :class:`regloss.losses.AbsoluteError`.
+    """
+    params: dict[str, Any] = {}
+    return _call("mae", params, input, target, reduction, weight, mask, nan_policy, broadcast)
+
+
+def huber_loss(
+    input: Tensor,
+    target: Tensor,
+    reduction: Reduction = "mean",
+    delta: float = 1.0,
+    weight: Tensor | None = None,
+    *,
+    mask: Tensor | None = None,
+    nan_policy: NanPolicy = "propagate",
+    broadcast: bool = False,
+) -> Tensor:
+    r"""The huber loss of ``(input, target)`` = (prediction, target): Huber loss in PyTorch's
+    convention.
+
+    See :class:`regloss.losses.Huber`.
+    """
+    params: dict[str, Any] = {"delta": delta}
+    return _call("huber", params, input, target, reduction, weight, mask, nan_policy, broadcast)
+
+
+def smooth_l1_loss(
+    input: Tensor,
+    target: Tensor,
+    size_average: bool | None = None,
+    reduce: bool | None = None,
+    reduction: Reduction = "mean",
+    beta: float = 1.0,
+    *,
+    weight: Tensor | None = None,
+    mask: Tensor | None = None,
+    nan_policy: NanPolicy = "propagate",
+    broadcast: bool = False,
+) -> Tensor:
+    r"""The smooth_l1 loss of ``(input, target)`` = (prediction, target): SmoothL1 in PyTorch's
+    convention: ``huber(beta) / beta``.
+
+    See :class:`regloss.losses.SmoothL1`.
+    """
+    params: dict[str, Any] = {"beta": beta}
+    return _call(
+        "smooth_l1",
+        params,
+        input,
+        target,
+        _legacy_reduction(size_average, reduce, reduction),
+        weight,
+        mask,
+        nan_policy,
+        broadcast,
+    )
+
+
+def pseudo_huber_loss(
+    input: Tensor,
+    target: Tensor,
+    reduction: Reduction = "mean",
+    *,
+    delta: float = 1.0,
+    weight: Tensor | None = None,
+    mask: Tensor | None = None,
+    nan_policy: NanPolicy = "propagate",
+    broadcast: bool = False,
+) -> Tensor:
+    r"""The pseudo_huber loss of ``(input, target)`` = (prediction, target): Pseudo-Huber
+    (Charbonnier): :math:`\rho(r) = \delta^2(\sqrt{1 + (r/\delta)^2} - 1)`.
+
+    See :class:`regloss.losses.PseudoHuber`.
+    """
+    params: dict[str, Any] = {"delta": delta}
+    return _call(
+        "pseudo_huber", params, input, target, reduction, weight, mask, nan_policy, broadcast
+    )
+
+
+def log_cosh_loss(
+    input: Tensor,
+    target: Tensor,
+    reduction: Reduction = "mean",
+    *,
+    weight: Tensor | None = None,
+    mask: Tensor | None = None,
+    nan_policy: NanPolicy = "propagate",
+    broadcast: bool = False,
+) -> Tensor:
+    r"""The log_cosh loss of ``(input, target)`` = (prediction, target): Log-cosh: :math:`\rho(r) =
+    \log\cosh r`, :math:`\psi = \tanh r`,     :math:`\psi' = 1 - \tanh^2 r`.
+
+    See :class:`regloss.losses.LogCosh`.
+    """
+    params: dict[str, Any] = {}
+    return _call("log_cosh", params, input, target, reduction, weight, mask, nan_policy, broadcast)
+
+
+def quantile_loss(
+    input: Tensor,
+    target: Tensor,
+    reduction: Reduction = "mean",
+    *,
+    q: QuantileLevels = 0.5,
+    weight: Tensor | None = None,
+    mask: Tensor | None = None,
+    nan_policy: NanPolicy = "propagate",
+    broadcast: bool = False,
+) -> Tensor:
+    r"""The quantile loss of ``(input, target)`` = (prediction, target): Quantile (pinball) loss at
+    level q, on r = prediction − target.
+
+    See :class:`regloss.losses.Quantile`.
+    """
+    params: dict[str, Any] = {"q": q}
+    return _call("quantile", params, input, target, reduction, weight, mask, nan_policy, broadcast)
+
+
+def cauchy_loss(
+    input: Tensor,
+    target: Tensor,
+    reduction: Reduction = "mean",
+    *,
+    c: float = 2.385,
+    weight: Tensor | None = None,
+    mask: Tensor | None = None,
+    nan_policy: NanPolicy = "propagate",
+    broadcast: bool = False,
+) -> Tensor:
+    r"""The cauchy loss of ``(input, target)`` = (prediction, target): Cauchy (Lorentzian):
+    :math:`\rho(r) = \tfrac{c^2}{2}\log(1 + (r/c)^2)`.
+
+    See :class:`regloss.losses.Cauchy`.
+    """
+    params: dict[str, Any] = {"c": c}
+    return _call("cauchy", params, input, target, reduction, weight, mask, nan_policy, broadcast)
+
+
+def geman_mcclure_loss(
+    input: Tensor,
+    target: Tensor,
+    reduction: Reduction = "mean",
+    *,
+    c: float = 3.787,
+    weight: Tensor | None = None,
+    mask: Tensor | None = None,
+    nan_policy: NanPolicy = "propagate",
+    broadcast: bool = False,
+) -> Tensor:
+    r"""The geman_mcclure loss of ``(input, target)`` = (prediction, target): Geman-McClure:
+    :math:`\rho(r) = \tfrac{c^2}{2}\,\frac{(r/c)^2}{1 + (r/c)^2}`.
+
+    See :class:`regloss.losses.GemanMcClure`.
+    """
+    params: dict[str, Any] = {"c": c}
+    return _call(
+        "geman_mcclure", params, input, target, reduction, weight, mask, nan_policy, broadcast
+    )
+
+
+def welsch_loss(
+    input: Tensor,
+    target: Tensor,
+    reduction: Reduction = "mean",
+    *,
+    c: float = 2.985,
+    weight: Tensor | None = None,
+    mask: Tensor | None = None,
+    nan_policy: NanPolicy = "propagate",
+    broadcast: bool = False,
+) -> Tensor:
+    r"""The welsch loss of ``(input, target)`` = (prediction, target): Welsch (Leclerc):
+    :math:`\rho(r) = \tfrac{c^2}{2}(1 - e^{-(r/c)^2})`.
+
+    See :class:`regloss.losses.Welsch`.
+    """
+    params: dict[str, Any] = {"c": c}
+    return _call("welsch", params, input, target, reduction, weight, mask, nan_policy, broadcast)
+
+
+def tukey_loss(
+    input: Tensor,
+    target: Tensor,
+    reduction: Reduction = "mean",
+    *,
+    c: float = 4.685,
+    weight: Tensor | None = None,
+    mask: Tensor | None = None,
+    nan_policy: NanPolicy = "propagate",
+    broadcast: bool = False,
+) -> Tensor:
+    r"""The tukey loss of ``(input, target)`` = (prediction, target): Tukey's biweight (bisquare).
+
+    See :class:`regloss.losses.Tukey`.
+    """
+    params: dict[str, Any] = {"c": c}
+    return _call("tukey", params, input, target, reduction, weight, mask, nan_policy, broadcast)
+
+
+def fair_loss(
+    input: Tensor,
+    target: Tensor,
+    reduction: Reduction = "mean",
+    *,
+    c: float = 1.3998,
+    weight: Tensor | None = None,
+    mask: Tensor | None = None,
+    nan_policy: NanPolicy = "propagate",
+    broadcast: bool = False,
+) -> Tensor:
+    r"""The fair loss of ``(input, target)`` = (prediction, target): Fair: :math:`\rho(r) =
+    c^2\left(|r|/c - \log(1 + |r|/c)\right)`.
+
+    See :class:`regloss.losses.Fair`.
+    """
+    params: dict[str, Any] = {"c": c}
+    return _call("fair", params, input, target, reduction, weight, mask, nan_policy, broadcast)
+
+
+def barron_loss(
+    input: Tensor,
+    target: Tensor,
+    reduction: Reduction = "mean",
+    *,
+    alpha: float = 1.0,
+    scale: float = 1.0,
+    weight: Tensor | None = None,
+    mask: Tensor | None = None,
+    nan_policy: NanPolicy = "propagate",
+    broadcast: bool = False,
+) -> Tensor:
+    r"""The barron loss of ``(input, target)`` = (prediction, target): Barron's general robust loss
+    :math:`\rho(r; \alpha, c)`.
+
+    See :class:`regloss.losses.Barron`.
+    """
+    params: dict[str, Any] = {"alpha": alpha, "scale": scale}
+    return _call("barron", params, input, target, reduction, weight, mask, nan_policy, broadcast)
+
+
+# --- end of generated code ---

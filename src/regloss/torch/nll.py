@@ -21,6 +21,7 @@ import torch
 from .._validate import check_nan_policy, check_reduction, check_scale_input, prepare
 from ..losses._nll import GaussianNLL, LaplaceNLL, NLLLoss
 from ._autograd import apply_nll
+from .functional import check_tensor
 
 __all__ = ["GaussianNLLLoss", "LaplaceNLLLoss", "gaussian_nll_loss", "laplace_nll_loss"]
 
@@ -29,7 +30,7 @@ def _evaluate(
     spec: NLLLoss,
     input: torch.Tensor,
     target: torch.Tensor,
-    scale: torch.Tensor,
+    scale: torch.Tensor | float,
     log_input: bool,
     reduction: str,
     weight: torch.Tensor | None,
@@ -37,6 +38,8 @@ def _evaluate(
     nan_policy: str,
     broadcast: bool,
 ) -> torch.Tensor:
+    check_tensor("input", input)
+    check_tensor("target", target)
     prep = prepare(
         torch,
         input,
@@ -47,6 +50,10 @@ def _evaluate(
         nan_policy=nan_policy,
         broadcast=broadcast,
     )
+    if isinstance(scale, (int, float)) and not isinstance(scale, bool):
+        # a Python number (torch accepts var=0.5): one value for every element
+        scale = torch.full((), float(scale), dtype=prep.prediction.dtype, device=input.device)
+    check_tensor(spec.scale_input, scale)
     s = check_scale_input(torch, spec.scale_input, scale, prep.shape, log_input=log_input)
     return apply_nll(spec, prep, s, log_input)
 
@@ -54,7 +61,7 @@ def _evaluate(
 def gaussian_nll_loss(
     input: torch.Tensor,
     target: torch.Tensor,
-    var: torch.Tensor,
+    var: torch.Tensor | float,
     full: bool = False,
     eps: float = 1e-6,
     reduction: str = "mean",
@@ -77,7 +84,7 @@ def gaussian_nll_loss(
 def laplace_nll_loss(
     input: torch.Tensor,
     target: torch.Tensor,
-    scale: torch.Tensor,
+    scale: torch.Tensor | float,
     reduction: str = "mean",
     *,
     eps: float = 1e-6,
