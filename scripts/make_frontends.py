@@ -62,15 +62,17 @@ def numpy_block() -> str:
         sig = "".join(f"    {n}: {a} = {d},\n" for n, a, d in ps)
         out.append(
             f"def {name}(\n    prediction: ArrayLike,\n    target: ArrayLike,\n    *,\n{sig}"
-            "    reduction: Reduction = \"mean\",\n    weight: ArrayLike | None = None,\n"
-            "    mask: ArrayLike | None = None,\n    nan_policy: NanPolicy = \"propagate\",\n"
+            '    reduction: Reduction = "mean",\n    weight: ArrayLike | None = None,\n'
+            '    mask: ArrayLike | None = None,\n    nan_policy: NanPolicy = "propagate",\n'
             "    broadcast: bool = False,\n) -> Any:\n"
             + _doc(cls, f"The {name} loss of ``(prediction, target)``")
             + f"    return _value(\n        {name!r}, prediction, target, reduction, weight, "
             f"mask, nan_policy, broadcast, {_kw(ps)}\n    )\n"
         )
-    out += [_nll_function(name, cls, "ArrayLike", "Any", "_nll_value") for name, cls in
-            _NLL_REGISTRY.items()]
+    out += [
+        _nll_function(name, cls, "ArrayLike", "Any", "_nll_value")
+        for name, cls in _NLL_REGISTRY.items()
+    ]
     return "\n\n".join(out)
 
 
@@ -81,8 +83,8 @@ def _nll_function(name: str, cls: type[Any], array: str, ret: str, runner: str) 
     return (
         f"def {name}(\n    prediction: {array},\n    target: {array},\n    {third}: {array},\n"
         f"    *,\n    log_{third}: bool = False,\n{sig}"
-        f"    reduction: Reduction = \"mean\",\n    weight: {array} | None = None,\n"
-        f"    mask: {array} | None = None,\n    nan_policy: NanPolicy = \"propagate\",\n"
+        f'    reduction: Reduction = "mean",\n    weight: {array} | None = None,\n'
+        f'    mask: {array} | None = None,\n    nan_policy: NanPolicy = "propagate",\n'
         f"    broadcast: bool = False,\n) -> {ret}:\n"
         + _doc(cls, f"The {name} loss of ``(prediction, target, {third})``")
         + f"    return {runner}(\n        {name!r}, prediction, target, {third}, reduction, "
@@ -94,19 +96,21 @@ def jax_block() -> str:
     out = []
     for name, cls in _REGISTRY.items():
         ps = _params(cls)
-        sig = "".join(f"    {n}: {a} | Array = {d},\n" for n, a, d in ps)
+        sig = "".join(f"    {n}: {a} | jax.Array = {d},\n" for n, a, d in ps)
         out.append(
             f"def {name}(\n    prediction: Array,\n    target: Array,\n    *,\n{sig}"
-            "    reduction: Reduction = \"mean\",\n    weight: Array | None = None,\n"
-            "    mask: Array | None = None,\n    nan_policy: NanPolicy = \"propagate\",\n"
+            '    reduction: Reduction = "mean",\n    weight: Array | None = None,\n'
+            '    mask: Array | None = None,\n    nan_policy: NanPolicy = "propagate",\n'
             "    broadcast: bool = False,\n) -> Array:\n"
             + _doc(cls, f"The {name} loss of ``(prediction, target)``")
             + f"    return loss(\n        {name!r}, prediction, target, reduction=reduction, "
             f"weight=weight, mask=mask, nan_policy=nan_policy, broadcast=broadcast, {_kw(ps)}\n"
             "    )\n"
         )
-    out += [_nll_function(name, cls, "Array", "Array", "_nll_value") for name, cls in
-            _NLL_REGISTRY.items()]
+    out += [
+        _nll_function(name, cls, "Array", "Array", "_nll_value")
+        for name, cls in _NLL_REGISTRY.items()
+    ]
     return "\n\n".join(out)
 
 
@@ -157,7 +161,7 @@ def torch_functional_block() -> str:
         out.append(
             f"def {public}(\n    input: Tensor,\n    target: Tensor,\n    {pos},\n    *,\n"
             + (f"    {kw},\n" if kw else "")
-            + "    mask: Tensor | None = None,\n    nan_policy: NanPolicy = \"propagate\",\n"
+            + '    mask: Tensor | None = None,\n    nan_policy: NanPolicy = "propagate",\n'
             "    broadcast: bool = False,\n) -> Tensor:\n"
             + _doc(cls, f"The {name} loss of ``(input, target)`` = (prediction, target)")
             + f"    params: dict[str, Any] = {{{', '.join(f'{n!r}: {n}' for n, _, _ in ps)}}}\n"
@@ -185,7 +189,7 @@ def torch_modules_block() -> str:
             + ("\n" if attrs else "")
             + f"    def __init__(\n        self,\n        {pos},\n        *,\n"
             + (f"        {kw},\n" if kw else "")
-            + "        nan_policy: NanPolicy = \"propagate\",\n        broadcast: bool = False,\n"
+            + '        nan_policy: NanPolicy = "propagate",\n        broadcast: bool = False,\n'
             "    ) -> None:\n"
             f"        super().__init__(\n            {name!r}, {red}, nan_policy=nan_policy, "
             f"broadcast=broadcast, {_kw(ps)}\n        )\n"
@@ -193,33 +197,48 @@ def torch_modules_block() -> str:
     return "\n\n".join(out)
 
 
+def torch_init_block() -> str:
+    functions = sorted(torch_names())
+    classes = sorted(module_names())
+    lines = ["from .functional import (  # noqa: E402", *(f"    {n}," for n in functions), ")"]
+    lines += ["from .modules import (  # noqa: E402", *(f"    {n}," for n in classes), ")"]
+    lines += ["", "__all__ += ["] + [f"    {n!r}," for n in functions + classes] + ["]"]
+    return "\n".join(lines)
+
+
 TARGETS = {
     "src/regloss/numpy.py": numpy_block,
     "src/regloss/jax.py": jax_block,
     "src/regloss/torch/functional.py": torch_functional_block,
     "src/regloss/torch/modules.py": torch_modules_block,
+    "src/regloss/torch/__init__.py": torch_init_block,
 }
 
 
 def render(path: str, text: str) -> str:
-    """``text`` (the module's source) with its generated block rewritten."""
+    """``text`` (the module's source) with its generated block rewritten and formatted
+    (ruff format, as ``make lint`` checks)."""
+    import subprocess
+
     head, _, rest = text.partition(BEGIN)
     _, _, tail = rest.partition(END)
     block = TARGETS[path]()
-    return f"{head}{BEGIN}\n\n{block}\n\n{END}{tail}"
+    raw = f"{head}{BEGIN}\n\n{block}\n\n{END}{tail}"
+    done = subprocess.run(
+        [sys.executable, "-m", "ruff", "format", "--stdin-filename", str(ROOT / path), "-"],
+        input=raw,
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    return done.stdout
 
 
 def main() -> None:
-    import subprocess
-
     for path in TARGETS:
         file = ROOT / path
         file.write_text(render(path, file.read_text()))
-    subprocess.run(
-        [sys.executable, "-m", "ruff", "format", *(str(ROOT / p) for p in TARGETS)],
-        check=True,
-        capture_output=True,
-    )
 
 
 if __name__ == "__main__":

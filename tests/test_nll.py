@@ -180,13 +180,14 @@ def test_check_nll_gradients_passes(name: str) -> None:
         (
             lambda: rnp.gaussian_nll(P, T, -np.ones_like(P)),
             ValueError,
-            r"var has 18 negative value\(s\); it must be >= 0 .* or pass its logarithm with "
-            r"log_var=True",
+            r"var has negative entry/entries \(18 below 0\); it must be >= 0 .* or pass its "
+            r"logarithm with log_var=True",
         ),
         (
             lambda: rnp.gaussian_nll(P, T, np.ones(4)),
             ValueError,
-            r"var has shape \(4,\), which does not broadcast to the prediction's shape \(6, 3\)",
+            r"var has shape \(4,\), which does not broadcast to the prediction's shape \(6, 3\); "
+            r"give it the prediction's shape, one dimension less \(one value per row\)",
         ),
         (
             lambda: rnp.gaussian_nll(P, T, np.ones((6, 3)), beta=2.0),
