@@ -51,7 +51,9 @@ if scenario == "kept-20":
         history.append(loss)
         del loss
 else:
-    model = torch.nn.Sequential(torch.nn.Linear(64, 256), torch.nn.ReLU(), torch.nn.Linear(256, 512))
+    model = torch.nn.Sequential(
+        torch.nn.Linear(64, 256), torch.nn.ReLU(), torch.nn.Linear(256, 512)
+    )
     opt = torch.optim.SGD(model.parameters(), lr=1e-3)
     xb, yb = torch.randn(512, 64), torch.randn(512, 512)
     for _ in range(5):
