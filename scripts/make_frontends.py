@@ -223,16 +223,17 @@ def render(path: str, text: str) -> str:
     head, _, rest = text.partition(BEGIN)
     _, _, tail = rest.partition(END)
     block = TARGETS[path]()
-    raw = f"{head}{BEGIN}\n\n{block}\n\n{END}{tail}"
-    done = subprocess.run(
-        [sys.executable, "-m", "ruff", "format", "--stdin-filename", str(ROOT / path), "-"],
-        input=raw,
-        check=True,
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-    )
-    return done.stdout
+    text = f"{head}{BEGIN}\n\n{block}\n\n{END}{tail}"
+    for command in (["check", "--fix", "--select", "I", "--quiet", "--exit-zero"], ["format"]):
+        text = subprocess.run(
+            [sys.executable, "-m", "ruff", *command, "--stdin-filename", str(ROOT / path), "-"],
+            input=text,
+            check=True,
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+        ).stdout
+    return text
 
 
 def main() -> None:
