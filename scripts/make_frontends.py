@@ -224,7 +224,8 @@ def render(path: str, text: str) -> str:
     _, _, tail = rest.partition(END)
     block = TARGETS[path]()
     text = f"{head}{BEGIN}\n\n{block}\n\n{END}{tail}"
-    for command in (["check", "--fix", "--select", "I", "--quiet", "--exit-zero"], ["format"]):
+    fixes = ["check", "--fix", "--select", "I,RUF022", "--quiet", "--exit-zero"]
+    for command in (fixes, ["format"]):
         text = subprocess.run(
             [sys.executable, "-m", "ruff", *command, "--stdin-filename", str(ROOT / path), "-"],
             input=text,

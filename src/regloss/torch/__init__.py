@@ -88,20 +88,6 @@ from .modules import (  # noqa: E402
 )
 
 __all__ += [
-    "barron_loss",
-    "cauchy_loss",
-    "fair_loss",
-    "geman_mcclure_loss",
-    "huber_loss",
-    "l1_loss",
-    "log_cosh_loss",
-    "mae_loss",
-    "mse_loss",
-    "pseudo_huber_loss",
-    "quantile_loss",
-    "smooth_l1_loss",
-    "tukey_loss",
-    "welsch_loss",
     "BarronLoss",
     "CauchyLoss",
     "FairLoss",
@@ -118,6 +104,20 @@ __all__ += [
     "SmoothL1Loss",
     "TukeyLoss",
     "WelschLoss",
+    "barron_loss",
+    "cauchy_loss",
+    "fair_loss",
+    "geman_mcclure_loss",
+    "huber_loss",
+    "l1_loss",
+    "log_cosh_loss",
+    "mae_loss",
+    "mse_loss",
+    "pseudo_huber_loss",
+    "quantile_loss",
+    "smooth_l1_loss",
+    "tukey_loss",
+    "welsch_loss",
 ]
 
 # --- end of generated code ---
