@@ -210,7 +210,12 @@ def test_check_nll_gradients_passes(name: str) -> None:
             r"unknown loss 'poisson_nll'; choose one of \['gaussian_nll', 'laplace_nll'\]",
         ),
         (
-            lambda: rnp.gaussian_nll(P, T, np.ones((6, 3)), delta=1.0),
+            lambda: rnp.gaussian_nll(P, T, np.ones((6, 3)), delta=1.0),  # typed signature
+            TypeError,
+            r"gaussian_nll\(\) got an unexpected keyword argument 'delta'",
+        ),
+        (
+            lambda: rnp.nll("gaussian_nll", P, T, np.ones((6, 3)), delta=1.0),  # by name
             TypeError,
             r"loss 'gaussian_nll' got unexpected parameter\(s\) \['delta'\]",
         ),

@@ -65,20 +65,24 @@ def _jvp_ok() -> bool:
     return not torch.compiler.is_compiling()
 
 
-class _PsiBase(torch.autograd.Function):
-    """Elementwise psi(r) whose derivative is the analytic psi_prime(r)."""
+class _Elementwise(torch.autograd.Function):
+    """An elementwise function of (r, loss): r saved for backward and for jvp."""
 
     generate_vmap_rule = True
-
-    @staticmethod
-    def forward(r: torch.Tensor, loss: Loss) -> torch.Tensor:
-        return loss.psi(r)  # type: ignore[no-any-return]
 
     @staticmethod
     def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Any) -> None:
         ctx.save_for_backward(inputs[0])
         ctx.save_for_forward(inputs[0])  # jvp (jacfwd, hessian) reads it too
         ctx.loss = inputs[1]
+
+
+class _PsiBase(_Elementwise):
+    """Elementwise psi(r) whose derivative is the analytic psi_prime(r)."""
+
+    @staticmethod
+    def forward(r: torch.Tensor, loss: Loss) -> torch.Tensor:
+        return loss.psi(r)  # type: ignore[no-any-return]
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
@@ -93,20 +97,12 @@ class _Psi(_PsiBase):
         return dr * ctx.loss.psi_prime(r)  # type: ignore[no-any-return]
 
 
-class _RhoBase(torch.autograd.Function):
+class _RhoBase(_Elementwise):
     """Elementwise rho(r) whose derivative is psi(r) (itself differentiable: ``_Psi``)."""
-
-    generate_vmap_rule = True
 
     @staticmethod
     def forward(r: torch.Tensor, loss: Loss) -> torch.Tensor:
         return loss.rho(r)  # type: ignore[no-any-return]
-
-    @staticmethod
-    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Any) -> None:
-        ctx.save_for_backward(inputs[0])
-        ctx.save_for_forward(inputs[0])  # jvp (jacfwd, hessian) reads it too
-        ctx.loss = inputs[1]
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
@@ -289,20 +285,24 @@ def _run(loss: Loss, prep: Prepared, tensors: tuple[Any, ...], meta: _Meta) -> t
 # --- negative log-likelihoods -------------------------------------------------------------
 
 
-class _NLLGradBase(torch.autograd.Function):
-    """(d/dr, d/dv) of an NLL loss whose own derivative is the analytic Hessian."""
+class _NLLElementwise(torch.autograd.Function):
+    """An elementwise function of (r, v, nll): r and v saved for backward and for jvp."""
 
     generate_vmap_rule = True
-
-    @staticmethod
-    def forward(r: torch.Tensor, v: torch.Tensor, nll: NLLLoss | LogForm) -> Any:
-        return nll.grad(r, v)
 
     @staticmethod
     def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Any) -> None:
         ctx.save_for_backward(inputs[0], inputs[1])
         ctx.save_for_forward(inputs[0], inputs[1])
         ctx.nll = inputs[2]
+
+
+class _NLLGradBase(_NLLElementwise):
+    """(d/dr, d/dv) of an NLL loss whose own derivative is the analytic Hessian."""
+
+    @staticmethod
+    def forward(r: torch.Tensor, v: torch.Tensor, nll: NLLLoss | LogForm) -> Any:
+        return nll.grad(r, v)
 
     @staticmethod
     def backward(ctx: Any, g_r: torch.Tensor, g_v: torch.Tensor) -> tuple[Any, Any, None]:
@@ -323,20 +323,12 @@ def _nll_grad(r: torch.Tensor, v: torch.Tensor, fns: NLLLoss | LogForm) -> Any:
     return (_NLLGrad if _jvp_ok() else _NLLGradBase).apply(r, v, fns)  # type: ignore[no-untyped-call]
 
 
-class _NLLValueBase(torch.autograd.Function):
+class _NLLValueBase(_NLLElementwise):
     """Elementwise NLL value whose derivatives are ``_NLLGrad`` (composite path)."""
-
-    generate_vmap_rule = True
 
     @staticmethod
     def forward(r: torch.Tensor, v: torch.Tensor, nll: NLLLoss | LogForm) -> Any:
         return nll.value(r, v)
-
-    @staticmethod
-    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Any) -> None:
-        ctx.save_for_backward(inputs[0], inputs[1])
-        ctx.save_for_forward(inputs[0], inputs[1])
-        ctx.nll = inputs[2]
 
     @staticmethod
     def backward(ctx: Any, g: torch.Tensor) -> tuple[Any, Any, None]:
