@@ -201,8 +201,12 @@ def test_error_message(
 
 
 def test_mixed_libraries_are_refused() -> None:
-    with pytest.raises(TypeError, match="prediction is a torch array but target is a numpy array"):
+    with pytest.raises(TypeError, match=r"target must be a torch\.Tensor, got ndarray; convert"):
         rtf.loss("mse", torch.zeros(2), np.zeros(2))  # type: ignore[arg-type]
+    from regloss._validate import prepare
+
+    with pytest.raises(TypeError, match="prediction is a torch array but target is a numpy array"):
+        prepare(np, torch.zeros(2), np.zeros(2))
 
 
 def test_nan_raise_ignores_masked_positions() -> None:
