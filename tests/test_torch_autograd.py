@@ -256,13 +256,17 @@ def test_nll_and_adaptive_run_on_meta_and_fake(device: str) -> None:
         dev = "meta" if device == "meta" else "cpu"
         x = torch.randn(4, 3, device=dev, requires_grad=True)
         t = torch.randn(4, 3, device=dev)
+        with torch.device(dev):  # parameters created on the device (and inside the mode)
+            adaptive = rt.AdaptiveRobustLoss(num_dims=3)
         for loss in (
             rt.gaussian_nll_loss(x, t, x.exp()),
             rt.gaussian_nll_loss(x, t, x, log_var=True),
             rt.laplace_nll_loss(x, t, x.exp()),
+            adaptive(x, t),
         ):
             loss.backward()
         assert x.grad is not None and x.grad.shape == x.shape
+        assert all(p.grad is not None for p in adaptive.parameters())
 
     if device == "fake":
         with FakeTensorMode():
@@ -383,3 +387,31 @@ def test_weight_gradient_is_the_derivative_of_the_weighted_mean(name: str, p: di
     rho = rtf.loss(name, x, t, reduction="none", **p).sum(dim=1)  # per-sample sums
     expected = (rho - loss.detach() * 3) / (w.detach().sum() * 3)  # d/dw of sum(w rho)/sum(3w)
     torch.testing.assert_close(gw, expected)
+
+
+def test_nll_weight_that_requires_grad_gets_its_gradient() -> None:
+    p, t = _data()
+    var = torch.rand(5, 3, dtype=torch.float64) + 0.5
+    w = (torch.rand(5, dtype=torch.float64) + 0.1).requires_grad_()
+    loss = rt.gaussian_nll_loss(p, t, var, weight=w)
+    (gw,) = torch.autograd.grad(loss, w)
+    per_sample = rt.gaussian_nll_loss(p, t, var, reduction="none").sum(dim=1)
+    expected = (per_sample - loss.detach() * 3) / (w.detach().sum() * 3)
+    torch.testing.assert_close(gw, expected)
+
+
+def test_jax_differentiates_weights_by_the_same_rule() -> None:
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from regloss import jax as rjax
+
+    p, t = _data()
+    w = torch.rand(5, 3, dtype=torch.float64) + 0.1
+    wt = w.clone().requires_grad_()
+    rtf.cauchy_loss(p, t, weight=wt).backward()
+    gj = jax.grad(
+        lambda ww: rjax.cauchy(jnp.asarray(p.numpy()), jnp.asarray(t.numpy()), weight=ww)
+    )(jnp.asarray(w.numpy()))
+    np.testing.assert_allclose(np.asarray(gj), wt.grad.numpy(), rtol=1e-10)
