@@ -332,3 +332,15 @@ def test_jax_eager_distinct_parameters_do_not_grow_a_cache() -> None:
     for delta in np.linspace(0.1, 5.0, 400):
         rjax.huber(p, t, delta=float(delta))
     assert _elementwise.cache_info().currsize <= 128
+
+
+@pytest.mark.parametrize(
+    ("name", "key", "value"),
+    [("huber", "delta", 0.7), ("cauchy", "c", 1.5), ("barron", "alpha", 0.5)],
+)
+def test_jax_elementwise_helpers_take_traced_parameters(name: str, key: str, value: float) -> None:
+    r = jnp.array([-3.0, -0.2, 0.0, 0.4, 7.0])
+    rho = jax.jit(lambda v: rjax.rho(name, r, **{key: v}))(value)
+    psi = jax.jit(lambda v: rjax.psi(name, r, **{key: v}))(value)
+    np.testing.assert_allclose(rho, rjax.rho(name, r, **{key: value}), rtol=1e-6)
+    np.testing.assert_allclose(psi, rjax.psi(name, r, **{key: value}), rtol=1e-6, atol=1e-12)

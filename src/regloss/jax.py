@@ -120,12 +120,22 @@ def _prepare(
 
 
 def rho(name_or_loss: str | Loss, r: Array, **params: Any) -> Array:
-    """Elementwise loss of residuals ``r`` with the analytic custom JVP."""
+    """Elementwise loss of residuals ``r`` with the analytic custom JVP (parameters may be
+    traced: then JAX differentiates the overflow-safe formula)."""
+    traced = {k: v for k, v in params.items() if _is_array(v)}
+    if traced and isinstance(name_or_loss, str):
+        return _with_traced(name_or_loss, params, traced).rho(r)
     return _elementwise(resolve(name_or_loss, params))[0](r)
 
 
 def psi(name_or_loss: str | Loss, r: Array, **params: Any) -> Array:
-    """Elementwise derivative of the loss, itself with the analytic custom JVP."""
+    """Elementwise derivative of the loss, itself with the analytic custom JVP (with traced
+    parameters: the JVP of rho's formula)."""
+    traced = {k: v for k, v in params.items() if _is_array(v)}
+    if traced and isinstance(name_or_loss, str):
+        spec = _with_traced(name_or_loss, params, traced)
+        r = jnp.asarray(r)
+        return jax.jvp(spec.rho, (r,), (jnp.ones_like(r),))[1]
     return _elementwise(resolve(name_or_loss, params))[1](r)
 
 
