@@ -88,16 +88,19 @@ def stop_gradient(xp: Any, x: Array) -> Array:
     return x
 
 
-def log_ratio(xp: Any, a: Array, c: float) -> Array:
-    """``log(a / c)`` for ``a >= c > 0``, finite even where ``a / c`` overflows.
+def log_ratio(xp: Any, a: Array, c: float, *, plus_one: bool = False) -> Array:
+    """``log(a / c)`` (``log1p(a / c)`` with ``plus_one``) for ``a >= c > 0``, finite even
+    where ``a / c`` overflows.
 
     Where the quotient is finite its log is exact to an ulp; where it overflows the log is
-    past 88 (float32) and ``log(a) - log(c)`` loses nothing to cancellation.
+    past 88 (float32), the 1 of log1p is below rounding, and ``log(a) - log(c)`` loses
+    nothing to cancellation.
     """
     u = a / c
     finite = xp.isfinite(u)
+    log = xp.log1p if plus_one else xp.log
     log_c = math.log(c) if isinstance(c, float) else xp.log(c)  # c may be a traced array
-    return xp.where(finite, xp.log(xp.where(finite, u, 1.0)), xp.log(a) - log_c)
+    return xp.where(finite, log(xp.where(finite, u, 1.0)), xp.log(a) - log_c)
 
 
 def log1p_ratio(xp: Any, x: Array) -> Array:

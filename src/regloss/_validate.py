@@ -22,9 +22,11 @@ __all__ = [
     "Prepared",
     "check_loss_param",
     "check_nan_policy",
+    "check_param_array",
     "check_reduction",
     "check_scale_input",
     "check_scale_param",
+    "check_tensor",
     "prepare",
 ]
 
@@ -83,6 +85,27 @@ def check_scale_param(loss: str, name: str, value: Any, *, allow_zero: bool = Fa
         f"{loss}: parameter {name} must be in [{SCALE_MIN:g}, {SCALE_MAX:g}]{zero}, got {value!r}; "
         "outside that range its square is not a normal float32 number: rescale the residuals "
         "(e.g. predict in other units) instead"
+    )
+
+
+def check_param_array(loss: str, name: str, value: Array, *, positive: bool) -> None:
+    """A tuning parameter given as an array (per element): finite, and > 0 with
+    ``positive``; values that cannot be inspected (traced, meta, fake) are taken as given."""
+    if _is_traced(value):
+        return
+    arr = np.asarray(value.detach().cpu() if backend_name(value) == "torch" else value)
+    if not np.all(np.isfinite(arr)) or (positive and not np.all(arr > 0)):
+        bound = "finite and > 0" if positive else "finite"
+        raise ValueError(f"{loss}: parameter {name} given as an array must be {bound} everywhere")
+
+
+def check_tensor(name: str, x: Any, *, optional: bool = False) -> None:
+    """TypeError naming the argument unless ``x`` is a torch tensor (or None if optional)."""
+    if (optional and x is None) or backend_name(x) == "torch":
+        return
+    raise TypeError(
+        f"{name} must be a torch.Tensor, got {type(x).__name__}; "
+        f"convert it with torch.as_tensor({name})"
     )
 
 

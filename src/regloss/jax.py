@@ -122,20 +122,19 @@ def _prepare(
 def rho(name_or_loss: str | Loss, r: Array, **params: Any) -> Array:
     """Elementwise loss of residuals ``r`` with the analytic custom JVP (parameters may be
     traced: then JAX differentiates the overflow-safe formula)."""
-    traced = {k: v for k, v in params.items() if _is_array(v)}
-    if traced and isinstance(name_or_loss, str):
-        return _with_traced(name_or_loss, params, traced).rho(r)
+    traced = _traced_spec(name_or_loss, params)
+    if traced is not None:
+        return traced.rho(r)
     return _elementwise(resolve(name_or_loss, params))[0](r)
 
 
 def psi(name_or_loss: str | Loss, r: Array, **params: Any) -> Array:
     """Elementwise derivative of the loss, itself with the analytic custom JVP (with traced
     parameters: the JVP of rho's formula)."""
-    traced = {k: v for k, v in params.items() if _is_array(v)}
-    if traced and isinstance(name_or_loss, str):
-        spec = _with_traced(name_or_loss, params, traced)
+    traced = _traced_spec(name_or_loss, params)
+    if traced is not None:
         r = jnp.asarray(r)
-        return jax.jvp(spec.rho, (r,), (jnp.ones_like(r),))[1]
+        return jax.jvp(traced.rho, (r,), (jnp.ones_like(r),))[1]
     return _elementwise(resolve(name_or_loss, params))[1](r)
 
 
@@ -158,21 +157,24 @@ def loss(
     gradients in the parameters exist too) and cannot be range-checked.
     """
     prep = _prepare(prediction, target, reduction, weight, mask, nan_policy, broadcast)
-    traced = {k: v for k, v in params.items() if _is_array(v)}
-    if traced and isinstance(name_or_loss, str):
-        spec = _with_traced(name_or_loss, params, traced)
-        return _reduce.forward(AutodiffForm(spec), jnp, prep, need_psi=False).value
+    traced = _traced_spec(name_or_loss, params)
+    if traced is not None:
+        return _reduce.forward(AutodiffForm(traced), jnp, prep, need_psi=False).value
     spec = resolve(name_or_loss, params)
     return _reduce.forward(_Differentiable(spec=spec), jnp, prep, need_psi=False).value
 
 
-def _is_array(v: Any) -> bool:
-    return isinstance(v, (jax.Array, jax.core.Tracer))
+def _traced_spec(name_or_loss: str | Loss, params: dict[str, Any]) -> Loss | None:
+    """The loss when some parameters are JAX arrays or tracers (None otherwise): its
+    concrete parameters checked as usual, the traced ones set as they are (their values
+    cannot be inspected under tracing)."""
+    traced = {k: v for k, v in params.items() if isinstance(v, (jax.Array, jax.core.Tracer))}
+    if not traced or not isinstance(name_or_loss, str):
+        return None
+    return _with_traced(name_or_loss, params, traced)
 
 
 def _with_traced(name: str, params: dict[str, Any], traced: dict[str, Any]) -> Loss:
-    """The loss with its concrete parameters checked as usual and the traced ones set as
-    they are (their values cannot be inspected under tracing)."""
     concrete = {k: v for k, v in params.items() if k not in traced}
     spec = resolve(name, concrete)
     for key in traced:

@@ -21,12 +21,10 @@ import math
 from importlib import resources
 from typing import Any
 
-import numpy as np
-
 from .._namespace import namespace
 from .._numerics import expm1_ratio, log1p_ratio, log_ratio
 from .._typing import Array
-from .._validate import check_scale_param
+from .._validate import check_param_array, check_scale_param
 from ._base import Loss, register
 from ._robust import _signed
 
@@ -164,23 +162,13 @@ class Barron(Loss):
         object.__setattr__(self, "scale", check_scale_param("barron", "scale", self.scale))
 
     def _check_arrays(self) -> None:
-        """Array parameters: alpha finite, scale positive (values inspected where they can
-        be: a traced JAX value or a meta tensor is taken as given)."""
-        from .._validate import _is_traced
-
+        """Array parameters: alpha finite, scale positive; a number beside an array is a float."""
         for key, positive in (("alpha", False), ("scale", True)):
             value = getattr(self, key)
-            if not _is_array(value):
+            if _is_array(value):
+                check_param_array("barron", key, value, positive=positive)
+            else:
                 object.__setattr__(self, key, float(value))
-                continue
-            if _is_traced(value):
-                continue
-            arr = np.asarray(value.detach().cpu() if hasattr(value, "detach") else value)
-            if not np.all(np.isfinite(arr)) or (positive and not np.all(arr > 0)):
-                bound = "finite and > 0" if positive else "finite"
-                raise ValueError(
-                    f"barron: parameter {key} given as an array must be {bound} everywhere"
-                )
 
     def _arrays(self) -> bool:
         return not (isinstance(self.alpha, float) and isinstance(self.scale, float))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -189,14 +190,12 @@ class Quantile(Loss):
 
     def __post_init__(self) -> None:
         q: Any = self.q
-        if (
-            not isinstance(q, (int, float, str, bool, np.integer, np.floating))
-            and hasattr(q, "__len__")
-        ) or hasattr(q, "__array__"):
-            # any sequence or array of levels (list, tuple, ndarray, tensor); 0-d is one level
-            arr = np.asarray(q, dtype=object if isinstance(q, (list, tuple)) else None)
+        if hasattr(q, "__array__"):  # ndarray, tensor or NumPy scalar; 0-d is one level
+            arr = np.asarray(q)
             q = arr.item() if arr.ndim == 0 else tuple(arr.reshape(-1).tolist())
-        if isinstance(q, (list, tuple)):
+        elif isinstance(q, Sequence) and not isinstance(q, str):
+            q = tuple(q)
+        if isinstance(q, tuple):
             if not q:
                 raise ValueError("quantile: parameter q must not be an empty sequence")
             levels = tuple(self._level(v) for v in q)
@@ -480,10 +479,7 @@ class Fair(Loss):
         ct = a_s / (2.0 + u)
         small = ct * ct * (2.0 / (1.0 - t) - 2.0 * t * series)
         a_l = xp.where(big, a, c)
-        u_l = a_l / c
-        finite = xp.isfinite(u_l)
-        log1p_u = xp.where(finite, xp.log1p(xp.where(finite, u_l, 1.0)), log_ratio(xp, a_l, c))
-        large = c * (a_l - c * log1p_u)
+        large = c * (a_l - c * log_ratio(xp, a_l, c, plus_one=True))
         return xp.where(big, large, small)
 
     def psi(self, r: Array) -> Array:

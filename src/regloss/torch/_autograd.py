@@ -264,7 +264,11 @@ def apply_loss(loss: Loss, prep: Prepared) -> torch.Tensor:
 
 
 def _params_need_grad(loss: Loss) -> bool:
-    return any(isinstance(v, torch.Tensor) and v.requires_grad for v in loss.params.values())
+    # param_names is a class attribute: no dataclasses.fields() on the hot path
+    return any(
+        isinstance(v := getattr(loss, k), torch.Tensor) and v.requires_grad
+        for k in type(loss).param_names
+    )
 
 
 def _run(loss: Loss, prep: Prepared, tensors: tuple[Any, ...], meta: _Meta) -> torch.Tensor:

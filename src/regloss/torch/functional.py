@@ -32,7 +32,7 @@ from torch import Tensor
 
 from .._frontend import OPTION_DOC, loss_signature_params, torch_names
 from .._typing import NanPolicy, QuantileLevels, Reduction
-from .._validate import prepare
+from .._validate import check_tensor, prepare
 from ..losses import Loss, resolve
 from ..losses._base import _REGISTRY
 from ._autograd import apply_loss
@@ -58,16 +58,6 @@ def loss(
 
 
 loss.__doc__ = (loss.__doc__ or "") + OPTION_DOC
-
-
-def check_tensor(name: str, x: Any, *, optional: bool = False) -> None:
-    """TypeError naming the argument unless ``x`` is a tensor (or None when optional)."""
-    if isinstance(x, Tensor) or (optional and x is None):
-        return
-    raise TypeError(
-        f"{name} must be a torch.Tensor, got {type(x).__name__}; "
-        f"convert it with torch.as_tensor({name})"
-    )
 
 
 def _evaluate(

@@ -18,10 +18,15 @@ from __future__ import annotations
 
 import torch
 
-from .._validate import check_nan_policy, check_reduction, check_scale_input, prepare
+from .._validate import (
+    check_nan_policy,
+    check_reduction,
+    check_scale_input,
+    check_tensor,
+    prepare,
+)
 from ..losses._nll import GaussianNLL, LaplaceNLL, NLLLoss
 from ._autograd import apply_nll
-from .functional import check_tensor
 
 __all__ = ["GaussianNLLLoss", "LaplaceNLLLoss", "gaussian_nll_loss", "laplace_nll_loss"]
 
