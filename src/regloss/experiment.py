@@ -115,10 +115,9 @@ def outlier_experiment(
 
 def plot(result: ExperimentResult, path: str) -> None:
     """Clean-test RMSE against the corruption level, one line per loss, as a PNG."""
-    import matplotlib
+    from ._optional import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot("the experiment's figure")
 
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
     pct = [100 * lv for lv in result.levels]

@@ -30,13 +30,13 @@ import inspect
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from ._optional import missing
+
 try:
     import jax
     import jax.numpy as jnp
-except ImportError as exc:  # pragma: no cover - exercised without jax installed
-    raise ImportError(
-        "regloss.jax needs JAX: pip install 'regloss[jax]' (or install jax yourself)"
-    ) from exc
+except ImportError:
+    raise missing("jax", "regloss.jax") from None  # one line naming the extra
 
 from . import _reduce
 from ._frontend import OPTION_DOC, loss_signature_params

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from ._optional import MissingExtra, require
 from .losses import Loss, resolve
 from .losses._base import _REGISTRY
 
@@ -121,7 +122,7 @@ def efficiency(loss: str | Loss, **params: Any) -> float:
 
 
 def _gaussian_efficiency(spec: Loss) -> float:
-    from scipy import integrate
+    integrate = require("scipy.integrate", "the Gaussian efficiency")
 
     if isinstance(getattr(spec, "q", None), tuple):
         raise ValueError("efficiency is defined for a single quantile level; pass a scalar q")
@@ -156,7 +157,7 @@ def tuning_constant(name: str, efficiency: float = 0.95) -> float:
     >>> round(tuning_constant("huber"), 3), round(tuning_constant("tukey", 0.99), 3)
     (1.345, 7.041)
     """
-    from scipy import optimize
+    optimize = require("scipy.optimize", "tuning_constant()")
 
     if name not in _REGISTRY:
         resolve(name)  # raises the registry's error listing the choices
@@ -197,7 +198,7 @@ def properties(loss: str | Loss, **params: Any) -> LossProperties:
     bounded = bool(np.all(np.abs(far[2:] - far[:2]) <= 1e-6 * np.abs(far[2:])))
     try:
         eff: float | None = _gaussian_efficiency(spec)
-    except (ImportError, ValueError):
+    except (MissingExtra, ValueError):
         eff = None
     return LossProperties(
         loss=repr(spec),

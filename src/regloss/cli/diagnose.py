@@ -11,7 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from ..diagnostics import open_source, run_source
-from ..diagnostics._present import error_rows, evidence_rows, recommendation_text, top_rows
+from ..diagnostics._present import (
+    approximation_text,
+    error_rows,
+    evidence_rows,
+    recommendation_text,
+    top_rows,
+)
 from ._table import table
 
 __all__ = ["add_parser", "run"]
@@ -142,8 +148,5 @@ def summary(report: dict[str, Any]) -> str:
             )
         lines.append(f"recommended loss: {recommendation_text(out)}")
         lines += [f"  - {r}" for r in out["recommendation"]["reasons"]]
-        rel = out["approximation"]["order_statistics_relative_error"]
-        lines.append(
-            f"  (median, MAD, shares and counts from a sketch with {100 * rel:.2g}% relative error)"
-        )
+        lines.append(f"  ({approximation_text(out)})")
     return "\n".join(lines)

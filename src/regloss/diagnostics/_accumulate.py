@@ -1,9 +1,12 @@
 """Streaming accumulation of residual statistics: exact sums, one sketch, a top-k heap.
 
 Sums are accumulated per chunk in float64 and combined across chunks with ``math.fsum``
-(exactly rounded), about a fixed shift (the first chunk's mean) so that central moments do
-not cancel: streamed and in-memory answers agree to ~1e-15 relative. Order statistics
-come from :class:`~regloss.diagnostics._sketch.RelativeSketch` (0.1% relative error).
+(exactly rounded), about a fixed shift (the first chunk's mean) and in units of a fixed
+power of two (the first chunk's spread), so that central moments neither cancel nor
+overflow (residuals of 1e300 still give a kurtosis): streamed and in-memory answers agree to
+~1e-15 relative. Order statistics come from the residuals themselves while they fit in
+:data:`EXACT_LIMIT` values (exact medians, MAD, quantiles and counts), and from
+:class:`~regloss.diagnostics._sketch.RelativeSketch` (0.1% relative error) beyond.
 """
 
 from __future__ import annotations
@@ -16,7 +19,10 @@ import numpy as np
 
 from ._sketch import RelativeSketch
 
-__all__ = ["OutputAccumulator"]
+__all__ = ["EXACT_LIMIT", "OutputAccumulator"]
+
+#: Residuals kept for exact order statistics (16 MB of float64 each for r and w).
+EXACT_LIMIT = 1 << 21
 
 _SUMS = ("w", "wr", "wr2", "wabs", "c1", "c2", "c3", "c4", "wy", "wy2")
 
@@ -29,6 +35,11 @@ class OutputAccumulator:
     n: int = 0
     shift_r: float | None = None
     shift_y: float | None = None
+    unit: float = 1.0  # the moments' unit, a power of two: (d/unit)^4 stays finite
+    r_min: float = math.inf
+    r_max: float = -math.inf
+    exact_limit: int = EXACT_LIMIT
+    kept: list[tuple[np.ndarray, np.ndarray | None]] | None = field(default_factory=list)
     parts: dict[str, list[float]] = field(default_factory=lambda: {k: [] for k in _SUMS})
     sketch: RelativeSketch = field(default_factory=RelativeSketch)
     abs_sketch: RelativeSketch = field(default_factory=RelativeSketch)
@@ -42,21 +53,55 @@ class OutputAccumulator:
     rng: np.random.Generator = field(default_factory=lambda: np.random.default_rng(0))
 
     def update(
-        self, pred: np.ndarray, target: np.ndarray, weight: np.ndarray | None, rows: np.ndarray
+        self,
+        pred: np.ndarray,
+        target: np.ndarray,
+        weight: np.ndarray | None,
+        rows: np.ndarray,
+        resid: np.ndarray | None = None,
     ) -> None:
-        """Add a chunk; ``rows`` are the values' row numbers in the input (0-based)."""
-        r = pred - target
+        """Add a chunk; ``rows`` are the values' row numbers in the input (0-based);
+        ``resid`` is pred − target when the reader computed it more exactly (integers)."""
+        with np.errstate(over="ignore", invalid="ignore"):
+            r = pred - target if resid is None else resid
         if r.size == 0:
             return
         if self.shift_r is None:
-            self.shift_r, self.shift_y = float(np.mean(r)), float(np.mean(target))
+            self.shift_r = float(np.mean(r / 2) * 2)  # halved: no overflow near finfo.max
+            self.shift_y = float(np.mean(target / 2) * 2)
+            spread = float(np.max(np.abs(r / 2 - self.shift_r / 2))) * 2
+            if spread > 0 and math.isfinite(spread):
+                self.unit = 2.0 ** math.frexp(spread)[1]
         assert self.shift_y is not None
+        self.r_min = min(self.r_min, float(r.min()))
+        self.r_max = max(self.r_max, float(r.max()))
+        if self.kept is not None:
+            if self.n + r.size <= self.exact_limit:
+                self.kept.append((r.copy(), None if weight is None else weight.copy()))
+            else:
+                self.kept = None
         w = np.ones_like(r) if weight is None else weight
-        d = r - self.shift_r
-        dy = target - self.shift_y
-        d2 = d * d
-        wr = w * r
-        wr2 = wr * r  # the contributions the top-k heap ranks, too
+        d = r / self.unit - self.shift_r / self.unit
+        with np.errstate(over="ignore", invalid="ignore"):  # |r| > 1e154: r² is inf, as is MSE
+            dy = target - self.shift_y
+            d2 = d * d
+            wr = w * r
+            wr2 = wr * r  # the contributions the top-k heap ranks, too
+            self._add_sums(w, wr, wr2, d, d2, dy)
+        self.n += r.size
+        self.sketch.update(r)
+        self.abs_sketch.update(np.abs(r), w)
+        self._track(pred, target, r, wr2, rows)
+
+    def _add_sums(
+        self,
+        w: np.ndarray,
+        wr: np.ndarray,
+        wr2: np.ndarray,
+        d: np.ndarray,
+        d2: np.ndarray,
+        dy: np.ndarray,
+    ) -> None:
         for key, value in (
             ("w", w.sum()),
             ("wr", wr.sum()),
@@ -70,9 +115,11 @@ class OutputAccumulator:
             ("wy2", (w * dy * dy).sum()),
         ):
             self.parts[key].append(float(value))
-        self.n += r.size
-        self.sketch.update(r)
-        self.abs_sketch.update(np.abs(r), w)
+
+    def _track(
+        self, pred: np.ndarray, target: np.ndarray, r: np.ndarray, wr2: np.ndarray, rows: np.ndarray
+    ) -> None:
+        """The largest error, the plot sample and the top-k contributions."""
         i = int(np.argmax(np.abs(r)))
         if abs(r[i]) > self.max_abs or self.max_row < 0:
             self.max_abs, self.max_row = float(abs(r[i])), int(rows[i])
@@ -93,4 +140,16 @@ class OutputAccumulator:
                 heapq.heapreplace(self.heap, item)
 
     def total(self, key: str) -> float:
-        return math.fsum(self.parts[key])
+        values = self.parts[key]
+        if not all(map(math.isfinite, values)):
+            return float(np.sum(values))  # fsum raises on inf; inf/nan is the honest total
+        return math.fsum(values)
+
+    def exact(self) -> tuple[np.ndarray, np.ndarray | None] | None:
+        """All residuals (and weights), when they were few enough to keep."""
+        if self.kept is None or not self.kept:
+            return None
+        r = np.concatenate([k[0] for k in self.kept])
+        ws = [k[1] for k in self.kept]
+        w = None if any(x is None for x in ws) else np.concatenate([x for x in ws if x is not None])
+        return r, w

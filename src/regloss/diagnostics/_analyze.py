@@ -1,5 +1,10 @@
 """From accumulated statistics to the diagnosis: error sizes, noise model, normality,
-outlier influence and a recommended loss with its constant."""
+outlier influence and a recommended loss with its constant.
+
+Order statistics are exact while the accumulator kept every residual, from the sketch
+beyond; the recommendation ranks losses by the asymptotic variance of their M-estimator
+on these residuals (:mod:`regloss.diagnostics._advice`), and the other evidence explains it.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ..stats import tuning_constant
+from . import _advice
 from ._accumulate import OutputAccumulator
 from ._sketch import REL_ERROR
 
@@ -16,7 +21,9 @@ __all__ = ["analyze_output"]
 
 MAD_TO_SIGMA = 1.4826  # 1 / Phi^-1(3/4): MAD of a Gaussian times this is its sigma
 GAUSS_BEYOND_3 = 0.0027  # P(|Z| > 3)
-GROSS_FRACTION = 0.01  # share beyond 6 robust scales that counts as contamination
+MEAN_DEV_TO_SIGMA = math.sqrt(math.pi / 2)  # E|Z| = sqrt(2/π) for a standard Gaussian
+SHIFT_NOTE = 0.1  # robust scales between a loss's centre and the mean worth a warning
+GROSS_FRACTION = 0.01  # share beyond 6 robust scales that counts as gross outliers
 
 
 def _mad(acc: OutputAccumulator, median: float) -> float:
@@ -36,10 +43,10 @@ def _mad(acc: OutputAccumulator, median: float) -> float:
     return max(hi, REL_ERROR * abs(median))
 
 
-def _share_beyond(acc: OutputAccumulator, fraction: float, sse: float) -> dict[str, float]:
+def _share_beyond(table: tuple[np.ndarray, ...], fraction: float, sse: float) -> dict[str, float]:
     """Share of the (weighted) SSE owned by the worst ``fraction`` of samples by |r|: whole
-    sketch bins from the top, then the matching part of the bin the boundary falls in."""
-    _, _, stats, cum = acc.abs_sketch.table()
+    bins from the top, then the matching part of the bin the boundary falls in."""
+    _, _, stats, cum = table
     n = cum[-1]
     need = fraction * n
     above = n - cum  # samples in the bins above each bin
@@ -49,59 +56,117 @@ def _share_beyond(acc: OutputAccumulator, fraction: float, sse: float) -> dict[s
     if partial.size:
         b = int(partial[0])
         total += float(stats[b, 2]) * (need - above[b]) / float(stats[b, 0])
-    return {"fraction": fraction, "share": total / sse if sse > 0 else 0.0}
+    share = total / sse if sse > 0 and math.isfinite(sse) else (0.0 if sse == 0 else math.nan)
+    return {"fraction": fraction, "share": share}
 
 
-def _huber_mean(acc: OutputAccumulator, delta: float, wsum: float) -> float:
-    lo, hi, stats, _ = acc.abs_sketch.table()
+def _huber_mean(table: tuple[np.ndarray, ...], delta: float, wsum: float) -> float:
+    lo, hi, stats, _ = table
     mid = 0.5 * (lo + hi)
     inner = mid <= delta
-    total = 0.5 * stats[inner, 2].sum() + delta * (
-        stats[~inner, 3].sum() - 0.5 * delta * stats[~inner, 1].sum()
-    )
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = 0.5 * stats[inner, 2].sum() + delta * (
+            stats[~inner, 3].sum() - 0.5 * delta * stats[~inner, 1].sum()
+        )
     return float(total / wsum)
+
+
+def _exact_table(r: np.ndarray, w: np.ndarray | None) -> tuple[np.ndarray, ...]:
+    """|r| sorted, as a sketch table with one 'bin' per residual (exact shares and Huber)."""
+    a = np.abs(r)
+    order = np.argsort(a, kind="stable")
+    a = a[order]
+    ws = np.ones_like(a) if w is None else w[order]
+    with np.errstate(over="ignore"):
+        stats = np.column_stack([np.ones_like(a), ws, ws * a * a, ws * a])
+    return a, a, stats, np.cumsum(stats[:, 0])
+
+
+def _order_statistics(acc: OutputAccumulator) -> dict[str, Any]:
+    """Median, MAD, the median |r| and counts beyond 3 and 6 robust scales."""
+    data = acc.exact()
+    n = acc.n
+    if data is not None:
+        r = data[0]
+        median = float(np.median(r))
+        dev = np.abs(r - median)
+        mad = float(np.median(dev))
+        scale = MAD_TO_SIGMA * mad
+        if scale == 0:  # over half the residuals tie: fall back to the mean deviation
+            scale = MEAN_DEV_TO_SIGMA * float(np.mean(dev))
+        return {
+            "exact": True,
+            "median": median,
+            "scale": scale,
+            "median_abs": float(np.median(np.abs(r))),
+            "beyond3": float(np.count_nonzero(dev > 3 * scale)) if scale > 0 else 0.0,
+            "beyond3_bound": 0.0,
+            "beyond6": float(np.count_nonzero(dev > 6 * scale)) if scale > 0 else 0.0,
+            "abs_table": _exact_table(r, data[1]),
+        }
+    median = acc.sketch.quantile(0.5)
+    scale = MAD_TO_SIGMA * _mad(acc, median)
+    lo, hi, stats, _ = acc.sketch.table()
+    if scale == 0:
+        scale = MEAN_DEV_TO_SIGMA * float(np.dot(stats[:, 0], np.abs(0.5 * (lo + hi) - median)) / n)
+    at_least, at_most = acc.sketch.count_within(median - 3 * scale, median + 3 * scale)
+    far_least, far_most = acc.sketch.count_within(median - 6 * scale, median + 6 * scale)
+    return {
+        "exact": False,
+        "median": median,
+        "scale": scale,
+        "median_abs": acc.abs_sketch.quantile(0.5),
+        "beyond3": (n - 0.5 * (at_least + at_most)) if scale > 0 else 0.0,
+        "beyond3_bound": 0.5 * (at_most - at_least),
+        "beyond6": (n - 0.5 * (far_least + far_most)) if scale > 0 else 0.0,
+        "abs_table": acc.abs_sketch.table(),
+    }
+
+
+def _moments(acc: OutputAccumulator) -> tuple[float, float]:
+    """(skewness, excess kurtosis) of the unweighted residuals."""
+    n = acc.n
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        c1, c2, c3, c4 = (np.float64(acc.total(k) / n) for k in ("c1", "c2", "c3", "c4"))
+        m2 = c2 - c1 * c1
+        m3 = c3 - 3 * c1 * c2 + 2 * c1**3
+        m4 = c4 - 4 * c1 * c3 + 6 * c1 * c1 * c2 - 3 * c1**4
+        skew = float(m3 / m2**1.5) if m2 > 0 else 0.0
+        kurt = float(m4 / (m2 * m2) - 3.0) if m2 > 0 else 0.0
+    return skew, kurt
 
 
 def analyze_output(acc: OutputAccumulator, name: str) -> dict[str, Any]:
     """The diagnosis of one output (see :func:`regloss.diagnostics.diagnose`)."""
     n = acc.n
     wsum = acc.total("w")
-    mse = acc.total("wr2") / wsum
-    mae = acc.total("wabs") / wsum
-    rmse = math.sqrt(mse)
-    # unweighted central moments about the shift, then about the mean
-    c1, c2, c3, c4 = (acc.total(k) / n for k in ("c1", "c2", "c3", "c4"))
-    m2 = c2 - c1 * c1
-    m3 = c3 - 3 * c1 * c2 + 2 * c1**3
-    m4 = c4 - 4 * c1 * c3 + 6 * c1 * c1 * c2 - 3 * c1**4
-    skew = m3 / m2**1.5 if m2 > 0 else 0.0
-    kurt = m4 / (m2 * m2) - 3.0 if m2 > 0 else 0.0
-    sst = acc.total("wy2") - acc.total("wy") ** 2 / wsum
-    r2 = 1.0 - acc.total("wr2") / sst if sst > 0 else float("nan")
-    median = acc.sketch.quantile(0.5)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        sse = np.float64(acc.total("wr2"))
+        mse = float(sse / wsum)
+        mae = acc.total("wabs") / wsum
+        rmse = float(np.sqrt(mse))
+        sst = np.float64(acc.total("wy2")) - np.float64(acc.total("wy")) ** 2 / wsum
+        r2 = float(1.0 - sse / sst) if sst > 0 else float("nan")
+    skew, kurt = _moments(acc)
     # Residuals equal up to rounding (a pure bias): no spread to test or to scale a loss by.
-    constant = (
-        m2 <= (1e-12 * max(abs(c1 + acc.shift_r), 1e-300)) ** 2 if acc.shift_r is not None else True
-    )
-    mad = 0.0 if constant else _mad(acc, median)
-    scale = MAD_TO_SIGMA * mad
-    median_abs = acc.abs_sketch.quantile(0.5)
-
-    from scipy import stats as sps
-
+    spread = acc.r_max - acc.r_min
+    constant = spread <= 1e-12 * max(abs(acc.r_max), abs(acc.r_min))
+    order = _order_statistics(acc)
+    median = order["median"]
+    if constant:
+        median = acc.r_min if acc.r_min == acc.r_max else order["median"]
+    scale = 0.0 if constant else order["scale"]
+    # Jarque-Bera's statistic is chi-squared with 2 degrees of freedom: p = exp(-JB/2).
     jb = n / 6.0 * (skew**2 + kurt**2 / 4.0)
-    jb_p = float(sps.chi2.sf(jb, 2))
+    jb_p = math.exp(-jb / 2) if math.isfinite(jb) else 0.0
     sigma, b = rmse, mae
-    ll_gauss = -n / 2 * math.log(2 * math.pi * sigma**2) - n / 2 if sigma > 0 else math.inf
-    ll_laplace = -n * math.log(2 * b) - n if b > 0 else math.inf
+    # Gaussian: -n/2 log(2πσ²) - n/2; Laplace: -n log(2b) - n (logs of σ and b: no overflow)
+    ll_gauss = _loglik(n, sigma, 0.5 * math.log(2 * math.pi) + 0.5)
+    ll_laplace = _loglik(n, b, math.log(2) + 1.0)
     aic_gauss, aic_laplace = 2 - 2 * ll_gauss, 2 - 2 * ll_laplace
-    at_least, at_most = acc.sketch.count_within(median - 3 * scale, median + 3 * scale)
-    beyond = (n - 0.5 * (at_least + at_most)) if scale > 0 else 0.0
-    beyond_bound = 0.5 * (at_most - at_least)
-    far_least, far_most = acc.sketch.count_within(median - 6 * scale, median + 6 * scale)
-    gross = (n - 0.5 * (far_least + far_most)) if scale > 0 else 0.0
-    sse = acc.total("wr2")
-    shares = [_share_beyond(acc, f, sse) for f in (0.01, 0.001)]
+    beyond = order["beyond3"] if scale > 0 else 0.0
+    gross = order["beyond6"] if scale > 0 else 0.0
+    shares = [_share_beyond(order["abs_table"], f, float(sse)) for f in (0.01, 0.001)]
     delta = 1.345 * scale if scale > 0 else 1.345 * rmse
     top = sorted(acc.heap, reverse=True)
     out: dict[str, Any] = {
@@ -111,8 +176,8 @@ def analyze_output(acc: OutputAccumulator, name: str) -> dict[str, Any]:
             "mse": mse,
             "rmse": rmse,
             "mae": mae,
-            "huber": {"delta": delta, "mean": _huber_mean(acc, delta, wsum)},
-            "median_absolute_error": median_abs,
+            "huber": {"delta": delta, "mean": _huber_mean(order["abs_table"], delta, wsum)},
+            "median_absolute_error": order["median_abs"],
             "max_error": acc.max_abs,
             "max_error_row": acc.max_row,
             "r2": r2,
@@ -130,6 +195,7 @@ def analyze_output(acc: OutputAccumulator, name: str) -> dict[str, Any]:
             "p_value": jb_p,
             "robust_scale": scale,
             "median_residual": median,
+            "constant_residuals": constant,
         },
         "outliers": {
             "sse_share_worst": shares,
@@ -142,85 +208,174 @@ def analyze_output(acc: OutputAccumulator, name: str) -> dict[str, Any]:
             ],
         },
         "approximation": {
-            "order_statistics_relative_error": REL_ERROR,
-            "beyond_3_count_uncertainty": beyond_bound,
+            "order_statistics_exact": order["exact"],
+            "order_statistics_relative_error": 0.0 if order["exact"] else REL_ERROR,
+            "beyond_3_count_uncertainty": order["beyond3_bound"],
         },
     }
-    out["normality"]["constant_residuals"] = constant
-    out["recommendation"] = recommend(out)
+    mean = acc.total("wr") / wsum if math.isfinite(acc.total("wr")) else median
+    out["loss_variance"] = _loss_variance(acc, median, scale, constant)
+    out["recommendation"] = recommend(out, mean)
     return out
 
 
-def recommend(d: dict[str, Any]) -> dict[str, Any]:
-    """A loss from the registry, its constant scaled to the data, and the reasons."""
+def _loglik(n: int, scale: float, const: float) -> float:
+    """-n (log scale + const): the maximised log-likelihood of a location-scale family."""
+    if not scale > 0:
+        return math.inf
+    if not math.isfinite(scale):
+        return -math.inf
+    return -n * (math.log(scale) + const)
+
+
+def _loss_variance(
+    acc: OutputAccumulator, median: float, scale: float, constant: bool
+) -> dict[str, Any]:
+    """Each loss family's best variance ratio to MSE on these residuals (see _advice)."""
+    if constant or not scale > 0:
+        return {"criterion": _advice.CRITERION, "candidates": [], "choice": None}
+    lo, hi, stats, _ = acc.sketch.table()
+    with np.errstate(over="ignore", invalid="ignore"):
+        z = (0.5 * lo + 0.5 * hi - median) / scale
+    keep = np.isfinite(z)
+    cands = _advice.rank(z[keep], stats[keep, 0])
+    choice, families = _advice.choose(cands, stats[keep, 0])
+    return {
+        "criterion": _advice.CRITERION,
+        "candidates": [_candidate(c, scale) for c in families],
+        "choice": _candidate(choice, scale),
+    }
+
+
+def _candidate(c: _advice.Candidate, scale: float) -> dict[str, Any]:
+    return {
+        "loss": c.loss,
+        "params": c.params(scale),
+        "constant_in_robust_scales": c.constant,
+        "variance_ratio": c.ratio,
+        "variance_ratio_se": c.se,
+        "centre_in_robust_scales": c.location,
+    }
+
+
+def _tails(kurt: float) -> str:
+    if not math.isfinite(kurt) or kurt > 0.5:
+        return "heavier than Gaussian"
+    return "lighter than Gaussian" if kurt < -0.5 else "close to Gaussian"
+
+
+def recommend(d: dict[str, Any], mean: float) -> dict[str, Any]:
+    """The loss with the smallest variance ratio (preferring MSE, then the simpler loss,
+    within :data:`_advice.MIN_GAIN` or two standard errors), its constant in robust scales
+    and in data units, and the evidence that explains it."""
     norm, out, noise = d["normality"], d["outliers"], d["noise_model"]
+    base = {"constant_in_robust_scales": None, "variance_ratio": 1.0, "variance_ratio_se": 0.0}
     if norm["constant_residuals"]:
         bias = norm["median_residual"]
         return {
             "loss": "mse",
             "params": {},
+            **base,
             "reasons": [
-                f"every residual equals {bias:.6g}: a constant bias, on which every loss agrees; "
+                f"every residual equals {bias!r}: a constant bias, on which every loss agrees; "
                 "remove the bias (no loss choice changes it)"
             ],
         }
-    scale = norm["robust_scale"] or d["errors"]["rmse"]
-    frac = out["beyond_3_robust_scales_fraction"]
-    gross = out["beyond_6_robust_scales_fraction"]
-    gaussian_ok = norm["p_value"] >= 0.01
-    # Contamination, as opposed to smooth heavy tails (which call for Huber): mass 6 robust
-    # scales out (Gaussian noise has ~2e-9 there, Laplace ~0.2%), or many residuals beyond 3
-    # robust scales while the kurtosis stays light — a separate cluster, not a long tail
-    # (Laplace noise has 4.6% beyond 3 scales but excess kurtosis 3).
-    cluster = frac > 5 * GAUSS_BEYOND_3 and norm["excess_kurtosis"] < 1.0
-    contaminated = gross > GROSS_FRACTION or cluster
-    heavy = norm["excess_kurtosis"] > 1.0 or noise["favoured"] == "laplace"
+    scale = norm["robust_scale"]
+    lv = d["loss_variance"]
+    choice, cands = lv["choice"], lv["candidates"]
+    others = [c for c in cands if c["loss"] != "mse"]
+    best = min(others, key=lambda c: c["variance_ratio"]) if others else None
+    kurt, skew = norm["excess_kurtosis"], norm["skewness"]
     reasons = []
-    if gaussian_ok:
-        reasons.append(
-            f"the residuals pass the normality test (Jarque-Bera p = "
-            f"{norm['p_value']:.3g}), so MSE is the maximum-likelihood loss"
-        )
+    if choice is None or choice["loss"] == "mse":
+        if best is None:
+            reasons.append("no robust loss has a valid M-estimate on these residuals")
+        elif best["variance_ratio"] >= 1:
+            reasons.append(
+                f"every robust loss would be less precise than MSE on residuals like these "
+                f"(the closest, {_label(best)}, has {best['variance_ratio']:.2f}x MSE's variance)"
+            )
+        else:
+            reasons.append(
+                f"no loss gains enough to leave MSE: the best, {_label(best)}, would have "
+                f"{best['variance_ratio']:.3f}x MSE's variance (± "
+                f"{2 * best['variance_ratio_se']:.3f}); a switch needs a gain over "
+                f"{100 * _advice.MIN_GAIN:.0f}% beyond two standard errors"
+            )
+        result: dict[str, Any] = {"loss": "mse", "params": {}, **base}
     else:
+        ratio, se = choice["variance_ratio"], choice["variance_ratio_se"]
         reasons.append(
-            f"normality is rejected (Jarque-Bera p = {norm['p_value']:.3g}, "
-            f"skewness {norm['skewness']:.2f}, excess kurtosis "
-            f"{norm['excess_kurtosis']:.2f})"
+            f"{_label(choice)} would estimate with {ratio:.3f}x the variance of MSE (± "
+            f"{2 * se:.3f}) on residuals like these: {100 * (1 - ratio):.0f}% less error "
+            "variance from the same data"
         )
+        if best is not None and best["loss"] != choice["loss"]:
+            reasons.append(
+                f"{_label(best)} reaches {best['variance_ratio']:.3f}x, within "
+                f"{100 * _advice.MIN_GAIN:.0f}% or two standard errors: the simpler loss is "
+                "preferred"
+            )
+        result = {
+            "loss": choice["loss"],
+            "params": choice["params"],
+            "constant_in_robust_scales": choice["constant_in_robust_scales"],
+            "variance_ratio": ratio,
+            "variance_ratio_se": se,
+        }
+        for param, value in choice["params"].items():
+            k = choice["constant_in_robust_scales"]
+            reasons.append(
+                f"{param} = {k:g} robust scales = {k:g} x {scale:.4g} = {value:.4g} in the "
+                "residuals' units (rescale it if you train on standardised targets)"
+            )
+        # Skew as it matters here: how far the loss's centre lies from the mean.
+        shift = (mean - norm["median_residual"]) / scale - choice["centre_in_robust_scales"]
+        if abs(shift) > SHIFT_NOTE:
+            reasons.append(
+                f"the residuals are skewed: {choice['loss']}'s centre lies {abs(shift):.2f} "
+                "robust scales from their mean, so it fits a different centre than MSE; keep "
+                "MSE if you need the conditional mean (totals, expectations)"
+            )
+    reasons.append(
+        f"tails {_tails(kurt)} (excess kurtosis {kurt:.2f}, skewness {skew:.2f}); "
+        f"Jarque-Bera p = {norm['p_value']:.3g}"
+        + (
+            f" (on {d['n']} residuals a test rejects departures too small to matter: the "
+            "variance ratios measure how much they matter)"
+            if norm["p_value"] < 0.01 and result["loss"] == "mse"
+            else ""
+        )
+    )
+    frac, gross = out["beyond_3_robust_scales_fraction"], out["beyond_6_robust_scales_fraction"]
     reasons.append(
         f"{100 * frac:.2f}% of residuals lie beyond 3 robust scales "
         f"(Gaussian noise: {100 * GAUSS_BEYOND_3:.2f}%)"
     )
     if gross > GROSS_FRACTION:
         reasons.append(
-            f"{100 * gross:.2f}% lie beyond 6 robust scales: gross outliers, "
-            "not a heavy-tailed noise distribution"
-        )
-    elif cluster:
-        reasons.append(
-            f"that excess beyond 3 robust scales comes with light kurtosis "
-            f"({norm['excess_kurtosis']:.2f}): a separate cluster of gross outliers, "
-            "not a long tail"
+            f"{100 * gross:.2f}% lie beyond 6 robust scales: gross outliers"
+            + (
+                "; a redescending loss gives them (nearly) zero weight"
+                if result["loss"] in ("cauchy", "tukey")
+                else ""
+            )
         )
     reasons.append(
         f"the worst 1% of samples own {100 * out['sse_share_worst'][0]['share']:.1f}% "
         "of the squared error"
     )
-    reasons.append(f"AIC favours {noise['favoured']} noise")
-    if contaminated:
-        c = tuning_constant("tukey") * scale
-        choice = {"loss": "tukey", "params": {"c": c}}
-        reasons.append(
-            f"a redescending loss gives gross outliers zero weight; Tukey c = 4.685 x "
-            f"robust scale {scale:.4g} = {c:.4g} keeps 95% Gaussian efficiency"
+    aic = f"AIC favours {noise['favoured']} noise"
+    if noise["favoured"] == "laplace" and result["loss"] == "mse":
+        aic += (
+            " over Gaussian, but compares only those two noise models; the variance ratios "
+            "compare the losses directly"
         )
-    elif gaussian_ok and not heavy:
-        choice = {"loss": "mse", "params": {}}
-    else:
-        delta = tuning_constant("huber") * scale
-        choice = {"loss": "huber", "params": {"delta": delta}}
-        reasons.append(
-            f"heavy tails without gross outliers: Huber delta = 1.345 x robust scale "
-            f"{scale:.4g} = {delta:.4g} keeps 95% efficiency under Gaussian noise"
-        )
-    return {**choice, "reasons": reasons}
+    reasons.append(aic)
+    return {**result, "reasons": reasons}
+
+
+def _label(c: dict[str, Any]) -> str:
+    params = ", ".join(f"{k}={c['constant_in_robust_scales']:g} s" for k in c["params"])
+    return f"{c['loss']}({params})" if params else c["loss"]

@@ -6,7 +6,14 @@ from __future__ import annotations
 import math
 from typing import Any
 
-__all__ = ["error_rows", "evidence_rows", "fmt", "recommendation_text", "top_rows"]
+__all__ = [
+    "approximation_text",
+    "error_rows",
+    "evidence_rows",
+    "fmt",
+    "recommendation_text",
+    "top_rows",
+]
 
 
 def fmt(x: Any) -> str:
@@ -62,6 +69,25 @@ def top_rows(out: dict[str, Any]) -> list[list[Any]]:
 
 
 def recommendation_text(out: dict[str, Any]) -> str:
+    """``tukey(c=844.6)  (c = 4.685 robust scales x 180.3)``: data units, then scales."""
     rec = out["recommendation"]
     params = ", ".join(f"{k}={fmt(v)}" for k, v in rec["params"].items())
-    return f"{rec['loss']}({params})"
+    text = f"{rec['loss']}({params})"
+    k = rec.get("constant_in_robust_scales")
+    if k is not None and rec["params"]:
+        name = next(iter(rec["params"]))
+        scale = fmt(out["normality"]["robust_scale"])
+        text += f"  ({name} = {k:g} robust scales x {scale})"
+    return text
+
+
+def approximation_text(out: dict[str, Any]) -> str:
+    """Where the order statistics come from."""
+    approx = out["approximation"]
+    if approx["order_statistics_exact"]:
+        return "median, MAD, shares and counts are exact; sums are exact"
+    rel = approx["order_statistics_relative_error"]
+    return (
+        f"median, MAD, shares and counts come from a sketch with {100 * rel:.2g}% relative "
+        "error; sums are exact"
+    )

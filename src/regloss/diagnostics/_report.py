@@ -13,12 +13,14 @@ import io
 import os
 import tempfile
 from pathlib import Path
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
 
+from .._optional import pyplot
 from ._accumulate import OutputAccumulator
-from ._present import error_rows, evidence_rows, recommendation_text, top_rows
+from ._present import approximation_text, error_rows, evidence_rows, recommendation_text, top_rows
 
 __all__ = ["figures", "write_html", "write_pngs"]
 
@@ -45,13 +47,13 @@ def _atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
+def _gauss_pdf(x: np.ndarray, sigma: float) -> np.ndarray:
+    return np.asarray(np.exp(-0.5 * (x / sigma) ** 2) / (sigma * np.sqrt(2 * np.pi)))
+
+
 def figures(acc: OutputAccumulator, out: dict[str, Any]) -> dict[str, bytes]:
     """The four figures of one output as PNG bytes."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from scipy import stats as sps
+    plt = pyplot("drawing the diagnosis figures")
 
     sigma = out["noise_model"]["gaussian"]["sigma"]
     b = out["noise_model"]["laplace"]["b"]
@@ -80,8 +82,8 @@ def figures(acc: OutputAccumulator, out: dict[str, Any]) -> dict[str, bytes]:
         label="residuals",
     )
     x = np.linspace(-span, span, 400)
-    ax.plot(x, sps.norm.pdf(x, scale=sigma), label=f"Gaussian (sigma={sigma:.3g})")
-    ax.plot(x, sps.laplace.pdf(x, scale=b), label=f"Laplace (b={b:.3g})")
+    ax.plot(x, _gauss_pdf(x, sigma), label=f"Gaussian (sigma={sigma:.3g})")
+    ax.plot(x, np.exp(-np.abs(x) / b) / (2 * b), label=f"Laplace (b={b:.3g})")
     ax.set_xlabel("residual (prediction - target)")
     ax.set_ylabel("density")
     ax.legend()
@@ -92,7 +94,7 @@ def figures(acc: OutputAccumulator, out: dict[str, Any]) -> dict[str, bytes]:
     sample_q = np.array(
         [mid[min(int(np.searchsorted(cum, p * cum[-1])), mid.size - 1)] for p in probs]
     )
-    theo = sps.norm.ppf(probs)
+    theo = np.array([NormalDist().inv_cdf(float(q)) for q in probs])
     scale = out["normality"]["robust_scale"] or sigma
     fig, ax = plt.subplots(figsize=(4.8, 4.2))
     ax.scatter(theo, sample_q, s=6)
@@ -187,10 +189,7 @@ def write_html(path: Path, report: dict[str, Any], pngs_by_output: list[dict[str
                 f"src='data:image/png;base64,{data}'><figcaption>"
                 f"{html.escape(caption)}</figcaption></figure>"
             )
-        rel = out["approximation"]["order_statistics_relative_error"]
-        parts.append(
-            f"<p><small>Median, MAD, shares and counts come from a sketch with "
-            f"{100 * rel:.2g}% relative error; sums are exact.</small></p>"
-        )
+        note = approximation_text(out)
+        parts.append(f"<p><small>{html.escape(note[0].upper() + note[1:])}.</small></p>")
     parts.append("</body></html>")
     _atomic_write(path, "".join(parts).encode("utf-8"))

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from .._optional import missing
+
 try:
     import torch as _torch  # noqa: F401
-except ImportError as exc:  # pragma: no cover - exercised without torch installed
-    raise ImportError(
-        "regloss.torch needs PyTorch: pip install 'regloss[torch]' (or install torch yourself)"
-    ) from exc
+except ImportError:
+    raise missing("torch", "regloss.torch") from None  # one line naming the extra
 
 from . import functional, modules
 from .adaptive import AdaptiveRobustLoss
