@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.advice_grid import GRID, SIZES, accepted  # noqa: E402
+from tests.advice_grid import GRID, SIZES, accepted
 
-from regloss.diagnostics import diagnose  # noqa: E402
+from regloss.diagnostics import diagnose
 
 
 def main() -> None:
