@@ -239,8 +239,11 @@ def test_json_schema(files: dict[str, Path]) -> None:
         "input",
         "rows_read",
         "rows_omitted",
+        "rows_missing",
+        "rows_nonfinite",
         "weight",
         "outputs",
+        "nulls",
     }
     out = report["outputs"][0]
     assert set(out) == {
@@ -308,13 +311,13 @@ BAD: list[Any] = [
     ),
     pytest.param(
         lambda d: [str(_write(d / "n.csv", "prediction,target\n1,2\n3,nan\ninf,6\n"))],
-        r"2 row\(s\) with NaN or inf values, the first at data row 1; clean them or "
-        r"pass --nan-policy omit",
+        r"2 row\(s\) to skip: 2 with NaN or inf values, the first at data row 1; clean "
+        r"them or pass --nan-policy omit",
         id="nan-raise",
     ),
     pytest.param(
         lambda d: [str(_write(d / "a.csv", "prediction,target\nnan,2\n"))],
-        r"a.csv: 1 row\(s\) with NaN or inf",
+        r"a.csv: 1 row\(s\) to skip: 1 with NaN or inf",
         id="all-nan",
     ),
     pytest.param(

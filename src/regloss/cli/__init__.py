@@ -7,9 +7,12 @@ traceback.
 from __future__ import annotations
 
 import argparse
+import io
+import os
 import sys
 from collections.abc import Sequence
 
+from .._optional import MissingExtra
 from .._version import __version__
 from . import demo, diagnose, losses, verify
 
@@ -31,7 +34,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _tolerant_streams() -> None:
+    """A terminal or pipe that cannot encode ρ, ψ or ± gets '?' instead of a crash."""
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="replace")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    _tolerant_streams()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "run", None):
@@ -39,12 +50,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return int(args.run(args))
+    except MissingExtra as exc:
+        print(f"regloss: {exc}", file=sys.stderr)
+        return 2
     except (ValueError, TypeError, OSError) as exc:
-        print(f"regloss: error: {exc}", file=sys.stderr)
+        print(f"regloss: error: {_one_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("regloss: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # pragma: no cover - `regloss losses | head`
+        return 0
+    except Exception as exc:  # a bug in regloss: still one line, never a traceback
+        if os.environ.get("REGLOSS_DEBUG"):
+            raise
+        print(
+            f"regloss: internal error: {type(exc).__name__}: {_one_line(exc)} (a bug; please "
+            "report it, with REGLOSS_DEBUG=1 for the traceback)",
+            file=sys.stderr,
+        )
+        return 1
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from .._optional import pyplot
 from ..diagnostics import open_source, run_source
+from ..diagnostics._io import Source
 from ..diagnostics._present import (
     approximation_text,
     error_rows,
@@ -34,7 +37,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         "files",
         nargs="+",
         metavar="FILE",
-        help="a .csv, .parquet or .npz file, or two .npy files (predictions, targets)",
+        help="a .csv/.tsv (or .gz/.bz2 of one), .parquet or .npz file, or two .npy files "
+        "(predictions, targets)",
     )
     p.add_argument(
         "--pred",
@@ -50,12 +54,27 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     )
     p.add_argument("--weight", metavar="COL", help="optional sample-weight column")
     p.add_argument(
+        "--delimiter",
+        metavar="CHAR",
+        help="CSV field separator; default ',' (tab for .tsv)",
+    )
+    p.add_argument(
+        "--encoding",
+        default="utf-8",
+        metavar="NAME",
+        help="CSV text encoding, e.g. latin-1; default utf-8 (a byte-order mark is skipped)",
+    )
+    p.add_argument(
         "--nan-policy",
         choices=["raise", "omit"],
         default="raise",
         help="rows with NaN/inf: fail (default) or skip and count them",
     )
-    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print the report as strict JSON (NaN/inf become null, listed under 'nulls')",
+    )
     p.add_argument(
         "--report",
         metavar="FILE.html",
@@ -76,21 +95,48 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.set_defaults(run=run)
 
 
+Progress = Callable[[int, "int | None"], None]
+
+
 @contextmanager
-def _progress(enabled: bool, total: int | None) -> Iterator[Callable[[int], None] | None]:
+def _progress(enabled: bool, source: Source) -> Iterator[Progress | None]:
+    """A bar on stderr with rows, bytes, percent and ETA: the total is the row count
+    (Parquet, .npy) or the file size (CSV, whose rows are unknown until read)."""
     if not enabled:
         yield None
         return
     try:
-        from rich.progress import Progress
-    except ImportError:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TaskProgressColumn,
+            TextColumn,
+            TimeRemainingColumn,
+        )
+    except ImportError:  # rich is optional: no bar without it
         yield None
         return
-    from rich.console import Console
+    by_bytes = source.total_rows is None and source.total_bytes is not None
+    columns: list[Any] = [
+        TextColumn("reading"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[rows]:,} rows"),
+    ]
+    if by_bytes:
+        columns.append(DownloadColumn())
+    columns.append(TimeRemainingColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        total = source.total_bytes if by_bytes else source.total_rows
+        task = bar.add_task("reading", total=total, rows=0)
 
-    with Progress(console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task("reading", total=total)
-        yield lambda rows: bar.update(task, completed=rows)
+        def update(rows: int, nbytes: int | None) -> None:
+            done = nbytes if by_bytes and nbytes is not None else rows
+            bar.update(task, completed=done, rows=rows)
+
+        yield update
 
 
 def run(args: argparse.Namespace) -> int:
@@ -98,40 +144,73 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--chunk-rows must be >= 1, got {args.chunk_rows}")
     if args.top_k < 0:
         raise ValueError(f"--top-k must be >= 0, got {args.top_k}")
+    if args.report and not args.report.lower().endswith((".html", ".htm")):
+        raise ValueError(f"--report must name an .html file, got {args.report!r}")
+    if args.report or args.plots:
+        # before reading a large file: a missing extra fails now, not after the pass
+        from ..diagnostics._report import figures, write_html, write_pngs
+
+        pyplot("--report and --plots")
     source = open_source(
         args.files,
         pred=args.pred,
         target=args.target,
         weight=args.weight,
         chunk_rows=args.chunk_rows,
+        delimiter=args.delimiter,
+        encoding=args.encoding,
     )
-    if args.report and not args.report.lower().endswith((".html", ".htm")):
-        raise ValueError(f"--report must name an .html file, got {args.report!r}")
     show = not args.quiet and sys.stderr.isatty()
-    with _progress(show, source.total_rows) as progress:
+    with _progress(show, source) as progress:
         report, accs = run_source(
             source, nan_policy=args.nan_policy, top_k=args.top_k, progress=progress
         )
+    text = strict_json(report) if args.json else summary(report)
     if args.report or args.plots:
-        from ..diagnostics._report import figures, write_html, write_pngs
-
         pngs = [figures(acc, out) for acc, out in zip(accs, report["outputs"])]
         if args.plots:
             write_pngs(Path(args.plots), pngs)
+            print(f"regloss: wrote {len(pngs) * 4} figures into {args.plots}", file=sys.stderr)
         if args.report:
             write_html(Path(args.report), report, pngs)
-    if args.json:
-        print(json.dumps(report, indent=2, allow_nan=True))
-    else:
-        print(summary(report))
+            print(f"regloss: wrote the report to {args.report}", file=sys.stderr)
+    print(text)
     return 0
+
+
+def strict_json(report: dict[str, Any]) -> str:
+    """The report as strict JSON (RFC 8259): NaN and inf become null, and each such field
+    is listed under ``"nulls"`` with the reason."""
+    nulls: dict[str, str] = {}
+
+    def clean(x: Any, path: str) -> Any:
+        if isinstance(x, dict):
+            return {k: clean(v, f"{path}.{k}" if path else k) for k, v in x.items()}
+        if isinstance(x, list | tuple):
+            return [clean(v, f"{path}[{i}]") for i, v in enumerate(x)]
+        if isinstance(x, float) and not math.isfinite(x):
+            nulls[path] = (
+                "undefined (nan): e.g. R^2 of constant targets"
+                if math.isnan(x)
+                else f"{'-' if x < 0 else ''}inf: beyond the float64 range"
+            )
+            return None
+        return x
+
+    out = clean(report, "")
+    out["nulls"] = nulls
+    return json.dumps(out, indent=2, allow_nan=False)
 
 
 def summary(report: dict[str, Any]) -> str:
     """The terminal summary of a diagnosis."""
     lines = [
         f"regloss diagnose: {report['input']}: {report['rows_read']} rows"
-        + (f", {report['rows_omitted']} omitted (NaN/inf)" if report["rows_omitted"] else "")
+        + (
+            f", {report['rows_omitted']} omitted (missing, NaN or inf)"
+            if report["rows_omitted"]
+            else ""
+        )
     ]
     for out in report["outputs"]:
         lines.append("")

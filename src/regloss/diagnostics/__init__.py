@@ -17,14 +17,14 @@ of the unweighted residuals.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from ._accumulate import OutputAccumulator
 from ._analyze import analyze_output
-from ._io import Chunk, InputError, Source, open_source
+from ._io import Chunk, InputError, Source, _arrays_source, open_source
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -43,7 +43,7 @@ def diagnose_source(
     *,
     nan_policy: str = "raise",
     top_k: int = 10,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[int, int | None], None] | None = None,
 ) -> dict[str, Any]:
     """Diagnose every output of ``source`` in one streamed pass."""
     return run_source(source, nan_policy=nan_policy, top_k=top_k, progress=progress)[0]
@@ -54,16 +54,18 @@ def run_source(
     *,
     nan_policy: str = "raise",
     top_k: int = 10,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[int, int | None], None] | None = None,
 ) -> tuple[dict[str, Any], list[OutputAccumulator]]:
     """The diagnosis and the accumulators behind it (the figures are drawn from those)."""
     if nan_policy not in ("raise", "omit"):
-        raise InputError(f"--nan-policy must be 'raise' or 'omit', got {nan_policy!r}")
+        raise InputError(f"nan_policy must be 'raise' or 'omit', got {nan_policy!r}")
+    _int_arg("top_k", top_k, 0)
     accs = [OutputAccumulator(top_k=top_k) for _ in source.pred_cols]
-    rows = bad = 0
+    rows = nonfinite = missing = 0
     first_bad: int | None = None
     for chunk in source.chunks():
         rows += chunk.pred.shape[0]
+        gap = np.zeros(chunk.pred.shape[0], bool) if chunk.missing is None else chunk.missing
         finite = np.isfinite(chunk.pred).all(axis=1) & np.isfinite(chunk.target).all(axis=1)
         if chunk.weight is not None:
             finite &= np.isfinite(chunk.weight)
@@ -73,26 +75,42 @@ def run_source(
                     f"{source.description}: negative weight {chunk.weight[i]:g} at "
                     f"data row {int(chunk.rows[i])}; weights must be >= 0"
                 )
-        n_bad = int((~finite).sum())
-        if n_bad:
-            bad += n_bad
+        ok = finite & ~gap
+        if not ok.all():
+            missing += int(gap.sum())
+            nonfinite += int((~finite & ~gap).sum())
             if first_bad is None:
-                first_bad = int(chunk.rows[np.argmax(~finite)])
-            chunk = _keep(chunk, finite)
-        if nan_policy == "omit" or not bad:
+                first_bad = int(chunk.rows[np.argmax(~ok)])
+            chunk = _keep(chunk, ok)
+        if nan_policy == "omit" or not (missing or nonfinite):
             for j, acc in enumerate(accs):
-                acc.update(chunk.pred[:, j], chunk.target[:, j], chunk.weight, chunk.rows)
+                resid = None if chunk.resid is None else chunk.resid[:, j]
+                acc.update(chunk.pred[:, j], chunk.target[:, j], chunk.weight, chunk.rows, resid)
         if progress is not None:
-            progress(rows)
+            progress(rows, chunk.bytes_read)
+    bad = missing + nonfinite
     if bad and nan_policy == "raise":
+        what = " and ".join(
+            part
+            for part in (
+                f"{missing} with missing values (empty cells or nulls)" if missing else "",
+                f"{nonfinite} with NaN or inf values" if nonfinite else "",
+            )
+            if part
+        )
         raise InputError(
-            f"{source.description}: {bad} row(s) with NaN or inf values, the first at data row "
+            f"{source.description}: {bad} row(s) to skip: {what}, the first at data row "
             f"{first_bad}; clean them or pass --nan-policy omit to skip them"
         )
     if rows == 0:
         raise InputError(f"{source.description}: no data rows")
     if accs[0].n == 0:
-        raise InputError(f"{source.description}: all {rows} rows have NaN or inf values")
+        raise InputError(f"{source.description}: all {rows} rows have missing, NaN or inf values")
+    if not accs[0].total("w") > 0:
+        raise InputError(
+            f"{source.description}: the weights in column {source.weight_col!r} sum to 0; "
+            "at least one row needs a positive weight"
+        )
     outputs = [
         analyze_output(acc, f"{p} vs {t}")
         for acc, p, t in zip(accs, source.pred_cols, source.target_cols)
@@ -102,6 +120,8 @@ def run_source(
         "input": source.description,
         "rows_read": rows,
         "rows_omitted": bad,
+        "rows_missing": missing,
+        "rows_nonfinite": nonfinite,
         "weight": source.weight_col,
         "outputs": outputs,
     }
@@ -114,6 +134,9 @@ def _keep(chunk: Chunk, mask: np.ndarray) -> Chunk:
         chunk.target[mask],
         None if chunk.weight is None else chunk.weight[mask],
         chunk.rows[mask],
+        None if chunk.resid is None else chunk.resid[mask],
+        None,
+        chunk.bytes_read,
     )
 
 
@@ -137,27 +160,43 @@ def diagnose(
     >>> d["outputs"][0]["recommendation"]["loss"]
     'mse'
     """
-    p = np.asarray(prediction, dtype=np.float64)
-    t = np.asarray(target, dtype=np.float64)
-    p2, t2 = (p[:, None], t[:, None]) if p.ndim == 1 else (p, t)
+    p, t = _array_arg("prediction", prediction), _array_arg("target", target)
     if p.shape != t.shape or p.ndim not in (1, 2):
         raise InputError(
             f"prediction has shape {p.shape} but target has shape {t.shape}; "
-            "pass equal 1-D or 2-D arrays"
+            "pass equal 1-D or 2-D arrays (one column per output)"
         )
-    w = None if weight is None else np.asarray(weight, dtype=np.float64)
+    w = None
+    if weight is not None:
+        w = _array_arg("weight", weight)
+        if w.shape != p.shape[:1]:
+            raise InputError(
+                f"weight has shape {w.shape}; it needs one weight per row, shape {p.shape[:1]}"
+            )
+    _int_arg("top_k", top_k, 0)
+    _int_arg("chunk_rows", chunk_rows, 1)
+    p2, t2 = (p[:, None], t[:, None]) if p.ndim == 1 else (p, t)
     k = p2.shape[1]
     names = ([f"prediction[{i}]" for i in range(k)], [f"target[{i}]" for i in range(k)], None)
-
-    def chunks() -> Iterator[Chunk]:
-        for start in range(0, p2.shape[0], chunk_rows):
-            stop = min(start + chunk_rows, p2.shape[0])
-            yield Chunk(
-                p2[start:stop],
-                t2[start:stop],
-                None if w is None else w[start:stop],
-                np.arange(start, stop),
-            )
-
-    source = Source("arrays", names[0], names[1], None, p2.shape[0], chunks)
+    source = _arrays_source("arrays", p2, t2, w, names, chunk_rows)
     return diagnose_source(source, nan_policy=nan_policy, top_k=top_k)
+
+
+def _array_arg(name: str, value: Any) -> np.ndarray:
+    try:
+        arr = np.asarray(value)
+    except (ValueError, TypeError) as exc:
+        raise InputError(f"{name} must be an array of numbers; {exc}") from None
+    if arr.dtype.kind not in "fiu":
+        raise InputError(
+            f"{name} must be an array of numbers, got dtype {arr.dtype}; convert it with "
+            "np.asarray(..., dtype=float)"
+        )
+    if arr.ndim == 0 or arr.size == 0:
+        raise InputError(f"{name} has shape {arr.shape}; pass at least one row")
+    return arr
+
+
+def _int_arg(name: str, value: Any, low: int) -> None:
+    if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < low:
+        raise InputError(f"{name} must be an integer >= {low}, got {value!r}")

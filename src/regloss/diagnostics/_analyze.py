@@ -238,8 +238,9 @@ def _loss_variance(
     with np.errstate(over="ignore", invalid="ignore"):
         z = (0.5 * lo + 0.5 * hi - median) / scale
     keep = np.isfinite(z)
-    cands = _advice.rank(z[keep], stats[keep, 0])
-    choice, families = _advice.choose(cands, stats[keep, 0])
+    with np.errstate(all="ignore"):  # residuals near finfo.max: inf ratios drop out
+        cands = _advice.rank(z[keep], stats[keep, 0])
+        choice, families = _advice.choose(cands, stats[keep, 0])
     return {
         "criterion": _advice.CRITERION,
         "candidates": [_candidate(c, scale) for c in families],
