@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -16,8 +17,15 @@ from regloss.gradcheck import Check, GradientReport
 def test_demo_prints_the_seed_walkthrough(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    assert main(["demo", "--quick", "--plot", str(tmp_path / "fig.png")]) == 0
+    figs = tmp_path / "figs"
+    assert main(["demo", "--quick", "--plot", str(tmp_path / "fig.png"), "--out", str(figs)]) == 0
     out = capsys.readouterr().out
+    assert f"figures written into {figs}/:" in out
+    for name in ("losses.png", "outlier_experiment.png"):
+        assert (figs / name).read_bytes()[:4] == b"\x89PNG"
+    # step 7 gives the constant in robust scales and in target units, and step 6's too
+    assert re.search(r"recommends: \w+\((\w+=[0-9.]+)?\)", out)
+    assert "in units of the target SD" in out
     for expected in [
         "| 0 |     1.5000 | 1.0000 |     0.5000 | 0.2500 |",
         "[0.2500, 0.0000, 1.0000]",
@@ -62,8 +70,18 @@ def test_verify_passes_for_every_loss(capsys: pytest.CaptureFixture[str]) -> Non
     assert "all derivatives match" in out
 
 
-def test_losses_prints_the_generated_table(capsys: pytest.CaptureFixture[str]) -> None:
+def test_losses_prints_the_generated_table(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "100")
     assert main(["losses"]) == 0
+    narrow = capsys.readouterr().out
+    assert max(len(line) for line in narrow.splitlines()) <= 100
+    assert "--wide adds the formulas and noise models" in narrow
+    monkeypatch.setenv("COLUMNS", "60")  # narrower: wrapped down to the longest words
+    assert main(["losses"]) == 0
+    assert max(len(line) for line in capsys.readouterr().out.splitlines()) <= 100
+    assert main(["losses", "--wide"]) == 0
     out = capsys.readouterr().out
     assert "| tukey(c=4.685)" in out
     row = next(line for line in out.splitlines() if line.startswith("| tukey(c=4.685)"))

@@ -173,7 +173,7 @@ def test_a_2d_weight_array_is_refused(tmp_path: Path, capsys: Any) -> None:
 
 
 @pytest.mark.parametrize("command", [["losses"], ["demo", "--quick"]])
-def test_an_ascii_terminal_does_not_crash(command: list[str]) -> None:
+def test_an_ascii_terminal_does_not_crash(command: list[str], tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONIOENCODING": "ascii", "LC_ALL": "C"}
     proc = subprocess.run(
         [sys.executable, "-m", "regloss", *command],
@@ -181,6 +181,7 @@ def test_an_ascii_terminal_does_not_crash(command: list[str]) -> None:
         env=env,
         check=False,
         timeout=600,
+        cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr.decode(errors="replace")
     assert b"Traceback" not in proc.stderr

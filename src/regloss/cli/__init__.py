@@ -50,6 +50,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return int(args.run(args))
+    except BrokenPipeError:  # `regloss losses | head`: the reader left; not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except MissingExtra as exc:
         print(f"regloss: {exc}", file=sys.stderr)
         return 2
@@ -59,8 +62,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("regloss: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:  # pragma: no cover - `regloss losses | head`
-        return 0
     except Exception as exc:  # a bug in regloss: still one line, never a traceback
         if os.environ.get("REGLOSS_DEBUG"):
             raise

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+from pathlib import Path
 
 import numpy as np
 
 from .. import numpy as rnp
+from .._optional import pyplot
 from .._typing import Reduction
+from ..losses import available_losses, get_loss
 from ._table import table
 
 __all__ = ["add_parser", "run"]
@@ -23,18 +26,41 @@ def _fmt(values: np.ndarray) -> str:
     return "[" + ", ".join(f"{v:.4f}" for v in np.atleast_1d(values)) + "]"
 
 
+DEFAULT_OUT = "regloss-demo"
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("demo", help="walk through MSE, then the outlier experiment on real data")
+    p = sub.add_parser(
+        "demo",
+        help="walk through MSE, then the outlier experiment on real data",
+        description="The Mean Squared Error walkthrough: residuals, reductions, the gradient "
+        "2/N (prediction - target) against PyTorch, one outlier against many small errors, "
+        "then a small MLP trained with each loss on the diabetes data with gross outliers "
+        "injected, and regloss diagnose on its residuals. Figures (every loss's rho and psi, "
+        "the outlier experiment) go into --out.",
+    )
     p.add_argument(
         "--quick",
         action="store_true",
         help="a few seconds' version of the experiment (2 levels, 1 seed)",
     )
-    p.add_argument("--plot", metavar="FILE.png", help="save the experiment's figure here")
+    p.add_argument(
+        "--out",
+        metavar="DIR",
+        default=DEFAULT_OUT,
+        help=f"folder for the figures (default ./{DEFAULT_OUT}); --no-figures skips them",
+    )
+    p.add_argument("--no-figures", action="store_true", help="write no figures")
+    p.add_argument(
+        "--plot", metavar="FILE.png", help="also save the experiment's figure at this path"
+    )
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.plot and not args.plot.lower().endswith(".png"):
+        raise ValueError(f"--plot must name a .png file, got {args.plot!r}")
+    figures = not args.no_figures and _can_draw(args)
     print("regloss demo: Mean Squared Error, step by step\n")
     r = PREDICTION - TARGET
     print(
@@ -78,8 +104,54 @@ def run(args: argparse.Namespace) -> int:
     print()
     _outliers()
     print()
-    _experiment(args)
+    written = _experiment(args, figures)
+    if figures:
+        written.insert(0, gallery(Path(args.out) / "losses.png"))
+        print()
+        print(f"figures written into {args.out}/:")
+        for path in written:
+            print(f"  {path.name}")
     return 0
+
+
+def _can_draw(args: argparse.Namespace) -> bool:
+    """matplotlib present: figures. Absent: one line naming the extra, and the demo goes on
+    (an explicit --plot path is a request, so that fails instead)."""
+    if importlib.util.find_spec("matplotlib") is not None:
+        return True
+    if args.plot:
+        pyplot("--plot")  # raises MissingExtra: exit 2 with the extra's name
+    print("(figures skipped: they need matplotlib: pip install 'regloss[plot]')\n")
+    return False
+
+
+def gallery(path: Path) -> Path:
+    """ρ(r) and ψ(r) of every registered loss at its default parameters, in one figure."""
+    plt = pyplot("the loss gallery")
+    r = np.linspace(-8.0, 8.0, 1601)
+    fig, (ax_rho, ax_psi) = plt.subplots(1, 2, figsize=(11, 4.6))
+    colours = plt.get_cmap("tab20").colors
+    for i, name in enumerate(available_losses()):
+        try:
+            spec = get_loss(name)
+        except TypeError:  # a loss without defaults for every parameter
+            continue
+        style = {"color": colours[i % 20], "ls": ("-", "--", ":")[i % 3], "lw": 1.4}
+        ax_rho.plot(r, spec.rho(r), label=repr(spec), **style)
+        ax_psi.plot(r, spec.psi(r), **style)
+    ax_rho.set_ylim(-0.2, 8.0)
+    ax_psi.set_ylim(-3.0, 3.0)
+    for ax, title in ((ax_rho, "loss rho(r)"), (ax_psi, "influence psi(r) = rho'(r)")):
+        ax.set_title(title)
+        ax.set_xlabel("residual r = prediction - target")
+        ax.axhline(0, color="0.7", lw=0.8)
+        ax.grid(alpha=0.3)
+    fig.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
+    fig.suptitle("every regloss loss at its default parameters")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    return path
 
 
 def _torch_comparison(value: float, grad: np.ndarray) -> None:
@@ -142,14 +214,13 @@ def _outliers() -> None:
     )
 
 
-def _experiment(args: argparse.Namespace) -> None:
+def _experiment(args: argparse.Namespace, figures: bool) -> list[Path]:
     if importlib.util.find_spec("torch") is None:
         print("6. The outlier experiment trains PyTorch models: pip install 'regloss[torch]'.")
-        return
-    if args.plot and not args.plot.lower().endswith(".png"):
-        raise ValueError(f"--plot must name a .png file, got {args.plot!r}")
+        return []
     from ..diagnostics import diagnose
-    from ..experiment import outlier_experiment, plot
+    from ..diagnostics._present import recommendation_text
+    from ..experiment import LOSSES, outlier_experiment, plot
 
     quick = {"levels": (0.0, 0.2), "seeds": (0,), "steps": 80} if args.quick else {}
     result = outlier_experiment(**quick)  # type: ignore[arg-type]
@@ -171,16 +242,31 @@ def _experiment(args: argparse.Namespace) -> None:
         )
     )
     print("   MSE is pulled by the outliers; MAE and Huber less; Tukey (redescending) not at all.")
+    written = []
     if args.plot:
         plot(result, args.plot)
         print(f"   figure saved to {args.plot}")
+    if figures:
+        written.append(Path(args.out) / "outlier_experiment.png")
+        written[-1].parent.mkdir(parents=True, exist_ok=True)
+        plot(result, str(written[-1]))
     pred, target = result.diagnosis_data
-    rec = diagnose(pred, target)["outputs"][0]["recommendation"]
-    params = ", ".join(f"{k}={v:.4g}" for k, v in rec["params"].items())
+    out = diagnose(pred, target)["outputs"][0]
     print()
     print(
         f"7. regloss diagnose on the MSE model's training residuals at "
-        f"{100 * result.diagnosis_level:.0f}% outliers recommends: {rec['loss']}({params})"
+        f"{100 * result.diagnosis_level:.0f}% outliers recommends: {recommendation_text(out)}"
     )
-    for reason in rec["reasons"]:
+    sd = result.target_sd
+    trained = ", ".join(
+        f"{name} {k}={v:g} SD = {v * sd:.4g}"
+        for name, params in LOSSES.items()
+        for k, v in params.items()
+    )
+    print(
+        f"   (step 6 trained on standardised targets, in units of the target SD {sd:.4g}: "
+        f"{trained} in target units, the units diagnose reports)"
+    )
+    for reason in out["recommendation"]["reasons"]:
         print(f"   - {reason}")
+    return written

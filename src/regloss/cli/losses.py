@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 
 from ..losses import available_losses, available_nll_losses, get_loss
 from ..losses._nll import _NLL_REGISTRY
 from ..stats import properties
-from ._table import table
+from ._table import table, terminal_width
 
 __all__ = ["add_parser", "markdown_table", "run"]
 
@@ -68,23 +69,49 @@ def markdown_table() -> str:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("losses", help="list the registered losses and their properties")
+    p = sub.add_parser(
+        "losses",
+        help="list the registered losses and their properties",
+        description="Every registered loss with its formula and the properties computed from "
+        "its code: convexity, smoothness, boundedness, redescent, noise model, Gaussian "
+        "efficiency and breakdown point; then the negative log-likelihoods.",
+    )
     p.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    p.add_argument(
+        "--wide", action="store_true", help="do not wrap the tables to the terminal's width"
+    )
     p.set_defaults(run=run)
+
+
+#: Columns a narrow terminal leaves to --wide (and to the README's Markdown table).
+NARROW_DROPS = ("rho(r)", "noise model (ML loss of)")
+
+
+def _too_wide(headers: list[str], rows: list[list[str]], width: int) -> bool:
+    return max(len(line) for line in table(headers, rows, width=width).splitlines()) > width
+
+
+SCIPY_NOTE = "Gaussian efficiency needs scipy (numerical integration): pip install 'regloss[stats]'"
 
 
 def run(args: argparse.Namespace) -> int:
     if args.markdown:
         print(markdown_table())
         return 0
-    print(
-        table(
-            HEADERS,
-            _rows(),
-            title="regloss losses (default parameters; "
-            "efficiency of the location M-estimator under Gaussian noise)",
-        )
+    width = None if args.wide else terminal_width()
+    headers, rows = HEADERS, _rows()
+    title = (
+        "regloss losses (default parameters; efficiency of the location M-estimator under "
+        "Gaussian noise)"
     )
+    if width is not None and _too_wide(headers, rows, width):
+        keep = [i for i, h in enumerate(HEADERS) if h not in NARROW_DROPS]
+        headers = [HEADERS[i] for i in keep]
+        rows = [[r[i] for i in keep] for r in rows]
+        title += "; --wide adds the formulas and noise models"
+    print(table(headers, rows, title=title, width=width))
+    if importlib.util.find_spec("scipy") is None:
+        print(f"  '-' under Gaussian efficiency: {SCIPY_NOTE}")
     print()
     print(
         table(
@@ -92,6 +119,7 @@ def run(args: argparse.Namespace) -> int:
             _nll_rows(),
             title="negative log-likelihoods with a predicted scale "
             "(regloss.available_nll_losses(); a third input beside prediction and target)",
+            width=width,
         )
     )
     return 0

@@ -354,6 +354,11 @@ def recommend(d: dict[str, Any], mean: float) -> dict[str, Any]:
         f"{100 * frac:.2f}% of residuals lie beyond 3 robust scales "
         f"(Gaussian noise: {100 * GAUSS_BEYOND_3:.2f}%)"
     )
+    if frac > 5 * GAUSS_BEYOND_3 and kurt < 1.0:
+        reasons.append(
+            f"so many beyond 3 robust scales with light kurtosis ({kurt:.2f}) is a separate "
+            "cluster of gross errors, not a long tail"
+        )
     if gross > GROSS_FRACTION:
         reasons.append(
             f"{100 * gross:.2f}% lie beyond 6 robust scales: gross outliers"
