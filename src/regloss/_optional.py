@@ -19,7 +19,7 @@ EXTRAS = {
     "jax": "jax",
     "scipy": "stats",
     "pyarrow": "diagnose",
-    "matplotlib": "plot",
+    "matplotlib": "plot",  # also in [diagnose] and [demo]
     "rich": "diagnose",
 }
 

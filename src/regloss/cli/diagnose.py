@@ -150,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
         # before reading a large file: a missing extra fails now, not after the pass
         from ..diagnostics._report import figures, write_html, write_pngs
 
-        pyplot("--report and --plots")
+        pyplot("writing the report and figures")
     source = open_source(
         args.files,
         pred=args.pred,
