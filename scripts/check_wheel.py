@@ -47,7 +47,11 @@ CHECKS = [
     Check("version", ["regloss", "--version"], set(), "", "regloss "),
     Check(
         "numpy front-end",
-        ["python", "-c", "import regloss.numpy as r; print(r.mse([1.5, 2, 4], [1, 2, 3]))"],
+        [
+            "python",
+            "-c",
+            "import regloss.numpy as r; print(r.mse([1.5, 2.0, 4.0], [1.0, 2.0, 3.0]))",
+        ],
         set(),
         "",
         "0.41666",
@@ -89,6 +93,16 @@ def _sh(argv: list[str], cwd: Path, env: dict[str, str] | None = None) -> tuple[
     return proc.returncode, proc.stdout, proc.stderr
 
 
+OPTIONAL = ("scipy", "matplotlib", "pyarrow", "rich", "torch", "jax")
+
+
+def _importable(venv: Path) -> set[str]:
+    """The optional packages the environment really has (jax brings scipy, for one)."""
+    code = f"import importlib.util as u; print(*[m for m in {OPTIONAL!r} if u.find_spec(m)])"
+    _, out, _ = _sh([str(venv / "bin/python"), "-c", code], venv)
+    return set(out.split())
+
+
 def _data(d: Path) -> None:
     import numpy as np
 
@@ -123,7 +137,9 @@ def main() -> int:
         return 1
     wheel = next((work / "dist").glob("regloss-*.whl"))
     _data(work)
-    rows, failures = [], []
+    rows: list[tuple[str, str, int, str, str]] = []
+    failures: list[str] = []
+    installed: dict[str, set[str]] = {}
     for extra in args.only or list(ENVS):
         venv = work / f"venv-{extra}"
         start = time.perf_counter()
@@ -136,7 +152,9 @@ def main() -> int:
         if code:
             failures.append(f"{extra}: pip install failed: {err.strip().splitlines()[-1]}")
             continue
-        have = ENVS[extra]
+        have = installed[extra] = _importable(venv)
+        if not ENVS[extra] <= have:
+            failures.append(f"{extra}: the extra did not install {sorted(ENVS[extra] - have)}")
         run_env = {**os.environ, "PATH": f"{venv / 'bin'}{os.pathsep}{os.environ['PATH']}"}
         run_env.pop("PYTHONPATH", None)
         for check in CHECKS:
@@ -162,11 +180,12 @@ def main() -> int:
             if not good:
                 failures.append(f"{extra} / {check.name}: exit {code}: {(out + err)[-600:]}")
         print(f"{extra}: {time.perf_counter() - start:.0f} s", file=sys.stderr)
-    print("| install | check | exit | verdict | what it printed |")
-    print("|---|---|---|---|---|")
+    print("| install | optional packages present | check | exit | verdict | what it printed |")
+    print("|---|---|---|---|---|---|")
     for extra, name, code, verdict, shown in rows:
         shown = re.sub(r"\s+", " ", shown)[:110].replace("|", "\\|")
-        print(f"| {extra} | {name} | {code} | {verdict} | `{shown}` |")
+        present = " ".join(sorted(installed[extra])) or "-"
+        print(f"| {extra} | {present} | {name} | {code} | {verdict} | `{shown}` |")
     if not args.keep:
         shutil.rmtree(work, ignore_errors=True)
     for f in failures:

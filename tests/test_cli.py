@@ -133,3 +133,15 @@ def test_python_m_regloss_and_version() -> None:
 def test_no_command_prints_help_and_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert main([]) == 2
     assert "demo" in capsys.readouterr().out
+
+
+def test_every_command_has_a_description(capsys: pytest.CaptureFixture[str]) -> None:
+    from regloss.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    assert set(sub.choices) == {"demo", "diagnose", "losses", "verify"}  # type: ignore[union-attr]
+    for name, parser in sub.choices.items():  # type: ignore[union-attr]
+        assert parser.description and len(parser.description) > 60, name
+        with pytest.raises(SystemExit):
+            main([name, "--help"])
+        assert parser.description.split()[0] in capsys.readouterr().out

@@ -165,6 +165,16 @@ def test_integers_beyond_2_53_keep_exact_residuals(tmp_path: Path, capsys: Any) 
         assert _strict(out)["outputs"][0]["errors"]["mse"] == (1 + 9 + 4) / 3  # not 0
 
 
+def test_csv_integers_beyond_2_53_are_not_rounded_silently(tmp_path: Path, capsys: Any) -> None:
+    path = tmp_path / "big.csv"
+    path.write_text("prediction,target\n9007199254740993,9007199254740992\n1,2\n")
+    code, out, _ = _run(capsys, str(path))
+    assert code == 0
+    assert "warning: column 'prediction' holds integers beyond 2^53 (data row 0" in out
+    code, out, _ = _run(capsys, str(path), "--json")
+    assert "store them as int64 in Parquet" in _strict(out)["warnings"][0]
+
+
 def test_a_2d_weight_array_is_refused(tmp_path: Path, capsys: Any) -> None:
     path = tmp_path / "w.npz"
     np.savez(path, prediction=np.ones(3), target=np.zeros(3), w=np.ones((3, 2)))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -242,6 +243,7 @@ def test_json_schema(files: dict[str, Path]) -> None:
         "rows_missing",
         "rows_nonfinite",
         "weight",
+        "warnings",
         "outputs",
         "nulls",
     }
@@ -395,14 +397,14 @@ def test_shipped_dataset_and_experiment() -> None:
         outlier_experiment(levels=(0.0,), seeds=(0,), steps=1)
 
 
-def _run_in_terminal(args: list[str]) -> tuple[int, str]:
+def _run_in_terminal(args: list[str], command: str = "diagnose") -> tuple[int, str]:
     """Run the CLI with stderr on a pseudo-terminal; return (exit code, what stderr showed)."""
     import os
     import pty
 
     leader, follower = pty.openpty()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "regloss", "diagnose", *args],
+        [sys.executable, "-m", "regloss", command, *args],
         stdout=subprocess.DEVNULL,
         stderr=follower,
     )
@@ -424,6 +426,12 @@ def test_progress_bar_on_a_terminal_only(files: dict[str, Path]) -> None:
     rc, shown = _run_in_terminal([str(files["parquet"]), "--chunk-rows", "100"])
     assert rc == 0
     assert "reading" in shown  # rich's progress bar, on stderr
+    assert re.search(r"\d+%", shown) and " rows" in shown
+    rc, shown = _run_in_terminal([str(files["csv"]), "--chunk-rows", "100"])
+    assert rc == 0
+    assert re.search(r"\d+%", shown) and re.search(r"\d+(\.\d+)?/\d+(\.\d+)? kB", shown)
+    rc, shown = _run_in_terminal(["--loss", "mse"], command="verify")
+    assert rc == 0 and "verifying" in shown
     rc, shown = _run_in_terminal([str(files["parquet"]), "--chunk-rows", "100", "--quiet"])
     assert rc == 0
     assert shown == ""

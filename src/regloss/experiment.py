@@ -9,6 +9,7 @@ and corruption level; the score is the RMSE on the clean test set.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -74,13 +75,19 @@ def _train(x: Any, y: Any, name: str, params: dict[str, Any], seed: int, steps: 
     return model
 
 
+LEVELS = (0.0, 0.1, 0.2, 0.3)  # shares of training targets corrupted
+SEEDS = (0, 1, 2)
+
+
 def outlier_experiment(
-    levels: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3),
-    seeds: tuple[int, ...] = (0, 1, 2),
+    levels: tuple[float, ...] = LEVELS,
+    seeds: tuple[int, ...] = SEEDS,
     steps: int = 200,
     diagnosis_level: float = 0.2,
+    progress: Callable[[str], None] | None = None,
 ) -> ExperimentResult:
     """Train with each loss at each corruption level; see the module docstring.
+    ``progress(what)`` is called after each model is trained.
 
     Runs on one CPU thread (restored afterwards): the models are tiny, so torch's default
     of one thread per core only adds synchronisation, and on a busy machine it thrashes
@@ -91,13 +98,17 @@ def outlier_experiment(
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return _experiment(levels, seeds, steps, diagnosis_level)
+        return _experiment(levels, seeds, steps, diagnosis_level, progress)
     finally:
         torch.set_num_threads(threads)
 
 
 def _experiment(
-    levels: tuple[float, ...], seeds: tuple[int, ...], steps: int, diagnosis_level: float
+    levels: tuple[float, ...],
+    seeds: tuple[int, ...],
+    steps: int,
+    diagnosis_level: float,
+    progress: Callable[[str], None] | None,
 ) -> ExperimentResult:
     import torch
 
@@ -119,6 +130,8 @@ def _experiment(
             y_train[torch.tensor(bad)] += 10.0  # gross outliers: +10 standard deviations
             for name, params in LOSSES.items():
                 model = _train(x[train], y_train, name, params, seed, steps)
+                if progress is not None:
+                    progress(f"{name}, {100 * level:.0f}% outliers, seed {seed}")
                 with torch.no_grad():
                     pred = model(x[test])[:, 0]
                     err = float(torch.sqrt(torch.mean((pred - y[test]) ** 2))) * ysd

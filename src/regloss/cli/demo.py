@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -12,6 +13,7 @@ from .. import numpy as rnp
 from .._optional import pyplot
 from .._typing import Reduction
 from ..losses import available_losses, get_loss
+from ._progress import steps
 from ._table import table
 
 __all__ = ["add_parser", "run"]
@@ -220,10 +222,12 @@ def _experiment(args: argparse.Namespace, figures: bool) -> list[Path]:
         return []
     from ..diagnostics import diagnose
     from ..diagnostics._present import recommendation_text
-    from ..experiment import LOSSES, outlier_experiment, plot
+    from ..experiment import LEVELS, LOSSES, SEEDS, outlier_experiment, plot
 
-    quick = {"levels": (0.0, 0.2), "seeds": (0,), "steps": 80} if args.quick else {}
-    result = outlier_experiment(**quick)  # type: ignore[arg-type]
+    quick: dict[str, Any] = {"levels": (0.0, 0.2), "seeds": (0,), "steps": 80} if args.quick else {}
+    runs = len(LOSSES) * len(quick.get("levels", LEVELS)) * len(quick.get("seeds", SEEDS))
+    with steps("6. training", runs) as advance:
+        result = outlier_experiment(**quick, progress=advance)
     headers = ["loss", *(f"{100 * lv:.0f}% outliers" for lv in result.levels)]
     rows = []
     for name in result.losses:

@@ -15,11 +15,13 @@ from .._optional import pyplot
 from ..diagnostics import open_source, run_source
 from ..diagnostics._io import Source
 from ..diagnostics._present import (
+    VARIANCE_HEADERS,
     approximation_text,
     error_rows,
     evidence_rows,
     recommendation_text,
     top_rows,
+    variance_rows,
 )
 from ._table import table
 
@@ -212,11 +214,21 @@ def summary(report: dict[str, Any]) -> str:
             else ""
         )
     ]
+    lines += [f"warning: {w}" for w in report.get("warnings", [])]
     for out in report["outputs"]:
         lines.append("")
         title = f"{out['output']} ({out['n']} residuals)"
         lines.append(table(["error", "value"], error_rows(out), title=title))
         lines.append(table(["evidence", "value"], evidence_rows(out)))
+        if out["loss_variance"]["candidates"]:
+            lines.append(
+                table(
+                    VARIANCE_HEADERS,
+                    variance_rows(out),
+                    title="each loss's M-estimator variance relative to MSE's on these "
+                    "residuals (s = robust scale)",
+                )
+            )
         if out["outliers"]["top"]:
             lines.append(
                 table(

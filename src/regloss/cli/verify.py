@@ -9,6 +9,7 @@ from typing import Any
 from ..gradcheck import check_gradients, check_nll_gradients
 from ..losses import available_losses, available_nll_losses, get_loss, get_nll_loss
 from ..losses._base import _REGISTRY
+from ._progress import steps
 from ._table import table
 
 __all__ = ["add_parser", "run", "settings"]
@@ -65,10 +66,16 @@ def run(args: argparse.Namespace) -> int:
     rows = []
     all_ok = True
     skipped: set[str] = set()
-    for s in chosen:
+    with steps("verifying", len(chosen)) as advance:
+        reports = []
+        for s in chosen:
+            params = {k: v for k, v in s.items() if k != "name"}
+            nll = s["name"] in available_nll_losses()
+            reports.append((check_nll_gradients if nll else check_gradients)(s["name"], **params))
+            advance(s["name"])
+    for s, report in zip(chosen, reports):
         params = {k: v for k, v in s.items() if k != "name"}
         nll = s["name"] in available_nll_losses()
-        report = (check_nll_gradients if nll else check_gradients)(s["name"], **params)
         skipped.update(report.skipped)
         all_ok &= report.ok
         worst_fd = max(

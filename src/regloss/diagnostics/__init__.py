@@ -63,6 +63,7 @@ def run_source(
     accs = [OutputAccumulator(top_k=top_k) for _ in source.pred_cols]
     rows = nonfinite = missing = 0
     first_bad: int | None = None
+    rounded: str | None = None
     for chunk in source.chunks():
         rows += chunk.pred.shape[0]
         gap = np.zeros(chunk.pred.shape[0], bool) if chunk.missing is None else chunk.missing
@@ -82,6 +83,8 @@ def run_source(
             if first_bad is None:
                 first_bad = int(chunk.rows[np.argmax(~ok)])
             chunk = _keep(chunk, ok)
+        if source.from_text and rounded is None:
+            rounded = _rounded_integer(chunk, source)
         if nan_policy == "omit" or not (missing or nonfinite):
             for j, acc in enumerate(accs):
                 resid = None if chunk.resid is None else chunk.resid[:, j]
@@ -123,9 +126,27 @@ def run_source(
         "rows_missing": missing,
         "rows_nonfinite": nonfinite,
         "weight": source.weight_col,
+        "warnings": [rounded] if rounded else [],
         "outputs": outputs,
     }
     return report, accs
+
+
+def _rounded_integer(chunk: Chunk, source: Source) -> str | None:
+    """A warning if a text column holds integers beyond 2^53, which float64 parsing rounds
+    (Parquet and .npy integer columns keep them exact)."""
+    for values, names in ((chunk.pred, source.pred_cols), (chunk.target, source.target_cols)):
+        with np.errstate(invalid="ignore"):
+            big = (np.abs(values) >= 2.0**53) & np.isfinite(values) & (values == np.round(values))
+        if big.any():
+            i, j = (int(k[0]) for k in np.nonzero(big))
+            return (
+                f"column {names[j]!r} holds integers beyond 2^53 (data row {int(chunk.rows[i])}: "
+                f"{values[i, j]:.17g}), which CSV parsing rounds to float64, so residuals "
+                "between them may be off by units; store them as int64 in Parquet or .npy "
+                "for exact residuals"
+            )
+    return None
 
 
 def _keep(chunk: Chunk, mask: np.ndarray) -> Chunk:

@@ -62,6 +62,8 @@ class Source:
     total_rows: int | None
     _iter: Any
     total_bytes: int | None = field(default=None)
+    #: numbers parsed from text as float64: integers beyond 2^53 there are already rounded
+    from_text: bool = False
 
     def chunks(self) -> Iterator[Chunk]:
         yield from self._iter()
@@ -244,7 +246,7 @@ def _open_csv(
         finally:
             stream.close()
 
-    return Source(f"CSV file {path}", p_cols, t_cols, weight, None, chunks, size)
+    return Source(f"CSV file {path}", p_cols, t_cols, weight, None, chunks, size, True)
 
 
 def _csv_cell_error(

@@ -61,6 +61,27 @@ def evidence_rows(out: dict[str, Any]) -> list[list[str]]:
     ]
 
 
+VARIANCE_HEADERS = ["loss (best constant)", "variance vs MSE", "± 2 s.e."]
+
+
+def variance_rows(out: dict[str, Any]) -> list[list[str]]:
+    """Each loss family at its best constant: the M-estimator's variance relative to MSE's
+    on these residuals (below 1: more precise), the chosen one marked."""
+    choice = out["loss_variance"]["choice"]
+    rows = []
+    for c in out["loss_variance"]["candidates"]:
+        k = c["constant_in_robust_scales"]
+        name = c["loss"]
+        if k is not None:
+            ((param, value),) = c["params"].items()
+            name += f"({param}={k:g} s = {fmt(value)})"
+        mark = "  <- recommended" if choice is not None and c["loss"] == choice["loss"] else ""
+        rows.append(
+            [name + mark, f"{c['variance_ratio']:.3f}", f"{2 * c['variance_ratio_se']:.3f}"]
+        )
+    return rows
+
+
 def top_rows(out: dict[str, Any]) -> list[list[Any]]:
     return [
         [t["row"], fmt(t["contribution"]), fmt(t["prediction"]), fmt(t["target"])]

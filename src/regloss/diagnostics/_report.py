@@ -20,7 +20,15 @@ import numpy as np
 
 from .._optional import pyplot
 from ._accumulate import OutputAccumulator
-from ._present import approximation_text, error_rows, evidence_rows, recommendation_text, top_rows
+from ._present import (
+    VARIANCE_HEADERS,
+    approximation_text,
+    error_rows,
+    evidence_rows,
+    recommendation_text,
+    top_rows,
+    variance_rows,
+)
 
 __all__ = ["figures", "write_html", "write_pngs"]
 
@@ -173,6 +181,10 @@ def write_html(path: Path, report: dict[str, Any], pngs_by_output: list[dict[str
         f"<h1>regloss diagnose</h1><p>{html.escape(report['input'])}: "
         f"{report['rows_read']} rows, {report['rows_omitted']} omitted.</p>",
     ]
+    parts += [
+        f"<p class='warning'><b>Warning:</b> {html.escape(w)}</p>"
+        for w in report.get("warnings", [])
+    ]
     for out, pngs in zip(report["outputs"], pngs_by_output):
         rec = out["recommendation"]
         parts.append(f"<h2>{html.escape(out['output'])} ({out['n']} residuals)</h2>")
@@ -182,6 +194,14 @@ def write_html(path: Path, report: dict[str, Any], pngs_by_output: list[dict[str
             + "".join(f"<li>{html.escape(r)}</li>" for r in rec["reasons"])
             + "</ul>"
         )
+        if out["loss_variance"]["candidates"]:
+            parts.append(
+                _table(
+                    "Each loss's variance relative to MSE's on these residuals",
+                    VARIANCE_HEADERS,
+                    variance_rows(out),
+                )
+            )
         parts.append(_table("Error sizes", ["measure", "value"], error_rows(out)))
         parts.append(_table("Noise model and normality", ["evidence", "value"], evidence_rows(out)))
         parts.append(
