@@ -91,6 +91,15 @@ def test_huge_residuals_give_strict_json(tmp_path: Path, capsys: Any, scale: flo
         assert "beyond the float64 range" in report["nulls"]["outputs[0].errors.mse"]
 
 
+def test_constant_targets_give_a_null_r2_with_its_reason(tmp_path: Path, capsys: Any) -> None:
+    np.save(tmp_path / "p.npy", np.array([1.0, 2.0, 4.0]))
+    np.save(tmp_path / "t.npy", np.zeros(3))
+    code, out, _ = _run(capsys, str(tmp_path / "p.npy"), str(tmp_path / "t.npy"), "--json")
+    report = _strict(out)
+    assert code == 0 and report["outputs"][0]["errors"]["r2"] is None
+    assert "targets are constant" in report["nulls"]["outputs[0].errors.r2"]
+
+
 def test_a_huge_chunk_size_on_csv(tmp_path: Path, capsys: Any) -> None:
     path = tmp_path / "a.csv"
     path.write_text(CSV)

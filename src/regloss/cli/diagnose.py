@@ -180,6 +180,12 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+NAN_REASONS = {
+    "r2": "undefined (nan): the targets are constant, so R^2 has no denominator",
+    "share": "undefined (nan): the squared error overflows float64",
+}
+
+
 def strict_json(report: dict[str, Any]) -> str:
     """The report as strict JSON (RFC 8259): NaN and inf become null, and each such field
     is listed under ``"nulls"`` with the reason."""
@@ -191,11 +197,11 @@ def strict_json(report: dict[str, Any]) -> str:
         if isinstance(x, list | tuple):
             return [clean(v, f"{path}[{i}]") for i, v in enumerate(x)]
         if isinstance(x, float) and not math.isfinite(x):
-            nulls[path] = (
-                "undefined (nan): e.g. R^2 of constant targets"
-                if math.isnan(x)
-                else f"{'-' if x < 0 else ''}inf: beyond the float64 range"
-            )
+            field = path.rsplit(".", 1)[-1]
+            if math.isnan(x):
+                nulls[path] = NAN_REASONS.get(field, "undefined (nan)")
+            else:
+                nulls[path] = f"{'-' if x < 0 else ''}inf: beyond the float64 range"
             return None
         return x
 
