@@ -127,6 +127,18 @@ def test_compressed_content_under_a_plain_name(tmp_path: Path, capsys: Any) -> N
     assert "g.csv: the content is gzip, not CSV text; name it g.csv.gz" in _error(capsys, str(path))
 
 
+def test_parquet_or_npy_content_under_a_csv_name(tmp_path: Path, capsys: Any) -> None:
+    pq.write_table(pa.table({"prediction": [1.0], "target": [2.0]}), tmp_path / "a.csv")
+    assert "a.csv: the content is Parquet, not CSV text; name it a.parquet" in _error(
+        capsys, str(tmp_path / "a.csv")
+    )
+    np.save(tmp_path / "b.npy", np.ones(2))
+    (tmp_path / "b.npy").rename(tmp_path / "b.csv.bz2")
+    assert "b.csv.bz2: the content is .npy, not CSV text; name it b.npy" in _error(
+        capsys, str(tmp_path / "b.csv.bz2")
+    )
+
+
 def test_a_directory_is_called_a_directory(tmp_path: Path, capsys: Any) -> None:
     (tmp_path / "d.csv").mkdir()
     assert "d.csv: is a directory" in _error(capsys, str(tmp_path / "d.csv"))

@@ -132,7 +132,8 @@ def test_report_renders_in_headless_chromium_with_the_network_off(
     assert match, proc.stderr[-2000:]
     result = json.loads(match.group(1).replace("&quot;", '"').replace("&amp;", "&"))
     assert result["imgs"] == 8 and result["imgs_ok"] == 8
-    assert result["tables"] == 6 and result["tables_ok"] == 6
+    # per output: loss variances, error sizes, evidence, largest contributions
+    assert result["tables"] == 8 and result["tables_ok"] == 8
     assert result["resources"] == []  # nothing requested from anywhere
 
 

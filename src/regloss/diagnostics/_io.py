@@ -189,7 +189,13 @@ def _open_csv(
     compression = _COMPRESSION.get(path.suffix.lower())
     kind = _sniff(path)
     if kind is not None and kind != compression:
-        hint = f"name it {path.name}.gz" if kind == "gzip" else f"name it {path.stem}.{kind}"
+        stem = path.name[: -len(path.suffix)] if compression else path.name
+        better = {
+            "gzip": f"{stem}.gz",
+            "bz2": f"{stem}.bz2",
+            "Parquet": f"{Path(stem).stem}.parquet",
+        }
+        hint = f"name it {better.get(kind, Path(stem).stem + '.npy')}"
         raise InputError(f"{path}: the content is {kind}, not CSV text; {hint}")
     if delimiter is None:
         delimiter = "\t" if name.endswith((".tsv", ".tsv.gz", ".tsv.bz2")) else ","
