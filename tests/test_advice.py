@@ -8,6 +8,7 @@ consistency of the verdict with the evidence it prints.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pytest
@@ -142,3 +143,36 @@ def test_extreme_scales_give_the_same_shape_statistics(scale: float) -> None:
     assert out["normality"]["robust_scale"] == pytest.approx(
         scale * base["normality"]["robust_scale"], rel=1e-12
     )
+
+
+@pytest.mark.parametrize(
+    ("name", "residuals", "family"),
+    [
+        # a lattice: integer or rounded residuals have no density at the bandwidth's scale
+        ("poisson(300) - 300", lambda g: g.poisson(300, 50_000) - 300.0, {"mse"}),
+        ("gaussian rounded to 0.1", lambda g: np.round(g.normal(size=50_000), 1), {"mse"}),
+        ("laplace rounded to 0.05", lambda g: np.round(g.laplace(size=50_000) * 20) / 20,
+         {"huber", "mae"}),
+        # an offset far beyond the spread: the histogram must still resolve the spread
+        ("1e6 + gaussian", lambda g: 1e6 + g.normal(size=50_000), {"mse"}),
+        ("1e6 + t3", lambda g: 1e6 + g.standard_t(3, 50_000), {"huber", "cauchy", "tukey"}),
+    ],
+)  # fmt: skip
+def test_lattices_and_offsets_do_not_fool_the_ranking(
+    name: str, residuals: Any, family: set[str]
+) -> None:
+    out = _rec(residuals(np.random.default_rng(10)))
+    assert out["recommendation"]["loss"] in family, (name, out["loss_variance"]["candidates"])
+
+
+def test_a_point_mass_at_the_median() -> None:
+    g = np.random.default_rng(11)
+    mostly_exact = np.r_[np.zeros(600), g.normal(size=400)]
+    out = _rec(mostly_exact)
+    assert out["recommendation"]["loss"] == "mse"
+    assert out["loss_variance"]["candidates"] == []
+    assert out["recommendation"]["reasons"][0].startswith("60.0% of the residuals equal 0.0")
+    some_exact = np.r_[np.zeros(2000), g.normal(size=8000)]
+    out = _rec(some_exact)
+    assert "mae" not in {c["loss"] for c in out["loss_variance"]["candidates"]}
+    assert any("MAE is not ranked: 20.0%" in r for r in out["recommendation"]["reasons"])

@@ -43,6 +43,9 @@ class OutputAccumulator:
     parts: dict[str, list[float]] = field(default_factory=lambda: {k: [] for k in _SUMS})
     sketch: RelativeSketch = field(default_factory=RelativeSketch)
     abs_sketch: RelativeSketch = field(default_factory=RelativeSketch)
+    #: r − shift_r: relative bins are fine near the centre whatever the offset (the advice's
+    #: variance ratios need resolution in units of the spread, not of |r|)
+    centred: RelativeSketch = field(default_factory=RelativeSketch)
     max_abs: float = 0.0
     max_row: int = -1
     heap: list[tuple[float, int, float, float]] = field(default_factory=list)
@@ -91,6 +94,8 @@ class OutputAccumulator:
         self.n += r.size
         self.sketch.update(r)
         self.abs_sketch.update(np.abs(r), w)
+        with np.errstate(over="ignore", invalid="ignore"):
+            self.centred.update(r - self.shift_r)
         self._track(pred, target, r, wr2, rows)
 
     def _add_sums(

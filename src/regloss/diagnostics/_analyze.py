@@ -15,7 +15,7 @@ import numpy as np
 
 from . import _advice
 from ._accumulate import OutputAccumulator
-from ._sketch import REL_ERROR
+from ._sketch import REL_ERROR, RelativeSketch
 
 __all__ = ["analyze_output"]
 
@@ -232,20 +232,50 @@ def _loss_variance(
     acc: OutputAccumulator, median: float, scale: float, constant: bool
 ) -> dict[str, Any]:
     """Each loss family's best variance ratio to MSE on these residuals (see _advice)."""
-    if constant or not scale > 0:
-        return {"criterion": _advice.CRITERION, "candidates": [], "choice": None}
-    lo, hi, stats, _ = acc.sketch.table()
+    tied = _point_mass(acc, median, scale)
+    out: dict[str, Any] = {
+        "criterion": _advice.CRITERION,
+        "candidates": [],
+        "choice": None,
+        "share_at_median": tied,
+    }
+    if constant or not scale > 0 or tied >= 0.5:
+        return out
+    # A histogram about the centre: of r − median when the residuals were kept (the same
+    # however the input was chunked), else the streamed one of r − (first chunk's mean).
+    data = acc.exact()
+    centre = median
+    if data is not None:
+        sketch = RelativeSketch()
+        with np.errstate(over="ignore", invalid="ignore"):
+            sketch.update(data[0] - median)
+    else:
+        assert acc.shift_r is not None
+        sketch, centre = acc.centred, median - acc.shift_r
+    lo, hi, stats, _ = sketch.table()
     with np.errstate(over="ignore", invalid="ignore"):
-        z = (0.5 * lo + 0.5 * hi - median) / scale
+        z = (0.5 * lo + 0.5 * hi - (centre if data is None else 0.0)) / scale
     keep = np.isfinite(z)
     with np.errstate(all="ignore"):  # residuals near finfo.max: inf ratios drop out
-        cands = _advice.rank(z[keep], stats[keep, 0])
+        cands = _advice.rank(z[keep], stats[keep, 0], mae=tied <= _advice.POINT_MASS)
         choice, families = _advice.choose(cands, stats[keep, 0])
-    return {
-        "criterion": _advice.CRITERION,
-        "candidates": [_candidate(c, scale) for c in families],
-        "choice": _candidate(choice, scale),
-    }
+    out["candidates"] = [_candidate(c, scale) for c in families]
+    out["choice"] = _candidate(choice, scale)
+    return out
+
+
+def _point_mass(acc: OutputAccumulator, median: float, scale: float) -> float:
+    """The share of residuals exactly at the median (ties: integer or rounded residuals,
+    exact predictions). From the sketch only where its bin there is narrow against the
+    scale; otherwise the values cannot be told apart and 0 is returned."""
+    data = acc.exact()
+    if data is not None:
+        return float(np.count_nonzero(data[0] == median)) / acc.n
+    lo, hi, stats, _ = acc.sketch.table()
+    at = np.flatnonzero((lo <= median) & (median <= hi))
+    if at.size and hi[at[0]] - lo[at[0]] <= 1e-3 * scale:
+        return float(stats[at[0], 0]) / acc.n
+    return 0.0
 
 
 def _candidate(c: _advice.Candidate, scale: float) -> dict[str, Any]:
@@ -289,8 +319,15 @@ def recommend(d: dict[str, Any], mean: float) -> dict[str, Any]:
     best = min(others, key=lambda c: c["variance_ratio"]) if others else None
     kurt, skew = norm["excess_kurtosis"], norm["skewness"]
     reasons = []
+    tied = lv["share_at_median"]
     if choice is None or choice["loss"] == "mse":
-        if best is None:
+        if tied >= 0.5:
+            reasons.append(
+                f"{100 * tied:.1f}% of the residuals equal {norm['median_residual']!r} exactly: "
+                "a point mass, around which no loss's precision can be compared; MSE, the "
+                "maximum-likelihood loss under Gaussian noise, by default"
+            )
+        elif best is None:
             reasons.append("no robust loss has a valid M-estimate on these residuals")
         elif best["variance_ratio"] >= 1:
             reasons.append(
@@ -339,6 +376,11 @@ def recommend(d: dict[str, Any], mean: float) -> dict[str, Any]:
                 "robust scales from their mean, so it fits a different centre than MSE; keep "
                 "MSE if you need the conditional mean (totals, expectations)"
             )
+    if _advice.POINT_MASS < tied < 0.5:
+        reasons.append(
+            f"MAE is not ranked: {100 * tied:.1f}% of the residuals equal the median exactly, "
+            "where its variance formula (which needs a density there) does not hold"
+        )
     reasons.append(
         f"tails {_tails(kurt)} (excess kurtosis {kurt:.2f}, skewness {skew:.2f}); "
         f"Jarque-Bera p = {norm['p_value']:.3g}"
