@@ -91,7 +91,8 @@ def outlier_experiment(
 
     Runs on one CPU thread (restored afterwards): the models are tiny, so torch's default
     of one thread per core only adds synchronisation, and on a busy machine it thrashes
-    (measured on 2 cores with two busy processes: 116 s with 2 threads, 15.7 s with 1).
+    (the whole demo on 2 cores beside two busy processes: 85.0 s with 2 threads, 31.3 s
+    with 1; 15.5 s idle).
     """
     import torch
 
