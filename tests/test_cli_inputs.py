@@ -275,6 +275,17 @@ def test_delimiter_and_encoding_are_checked(tmp_path: Path, capsys: Any) -> None
     )
 
 
+def test_unwritable_outputs_fail_before_reading(tmp_path: Path, capsys: Any) -> None:
+    (tmp_path / "a.csv").write_text(CSV)
+    (tmp_path / "file").write_text("x")
+    a = str(tmp_path / "a.csv")
+    assert "--plots" in _error(capsys, a, "--plots", str(tmp_path / "file"))
+    assert "exists and is not a directory" in _error(capsys, a, "--plots", str(tmp_path / "file"))
+    assert "cannot write into" in _error(capsys, a, "--report", str(tmp_path / "file" / "r.html"))
+    (tmp_path / "d.html").mkdir()
+    assert "is a directory; name a file" in _error(capsys, a, "--report", str(tmp_path / "d.html"))
+
+
 def test_report_and_plots_say_where_they_wrote(tmp_path: Path, capsys: Any) -> None:
     (tmp_path / "a.csv").write_text(CSV)
     html, plots = tmp_path / "out" / "r.html", tmp_path / "figs"

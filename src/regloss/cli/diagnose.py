@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -148,6 +149,10 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--top-k must be >= 0, got {args.top_k}")
     if args.report and not args.report.lower().endswith((".html", ".htm")):
         raise ValueError(f"--report must name an .html file, got {args.report!r}")
+    if args.report:
+        _check_writable(Path(args.report), "--report")
+    if args.plots:
+        _check_writable(Path(args.plots), "--plots", directory=True)
     if args.report or args.plots:
         # before reading a large file: a missing extra fails now, not after the pass
         from ..diagnostics._report import figures, write_html, write_pngs
@@ -184,6 +189,19 @@ NAN_REASONS = {
     "r2": "undefined (nan): the targets are constant, so R^2 has no denominator",
     "share": "undefined (nan): the squared error overflows float64",
 }
+
+
+def _check_writable(path: Path, option: str, directory: bool = False) -> None:
+    """Fail before the pass, not after it, when an output cannot be written there."""
+    if directory and path.exists() and not path.is_dir():
+        raise ValueError(f"{option} {path}: exists and is not a directory")
+    if not directory and path.is_dir():
+        raise ValueError(f"{option} {path}: is a directory; name a file")
+    parent = path if directory else path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK):
+        raise ValueError(f"{option} {path}: cannot write into {parent}")
 
 
 def strict_json(report: dict[str, Any]) -> str:
