@@ -25,12 +25,17 @@ def _rec(e: np.ndarray) -> dict:
     return diagnose(e, np.zeros_like(e))["outputs"][0]
 
 
+#: N = 10^6 in the test for the cases the issue named (significance always reached there,
+#: light tails called heavy) and one of each other kind; the benchmark runs every cell.
+AT_A_MILLION = {"gaussian", "uniform", "x + sin x", "t30", "t3", "laplace", "10% gross errors"}
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", list(GRID))
 def test_the_simulation_grid_gets_an_accepted_family(name: str) -> None:
     draw = GRID[name][0]
     got = {}
-    for n in SIZES:
+    for n in [n for n in SIZES if n < 10**6 or name in AT_A_MILLION]:
         got[n] = _rec(draw(np.random.default_rng(0), n))["recommendation"]["loss"]
     wrong = {n: loss for n, loss in got.items() if loss not in accepted(name, n)}
     assert not wrong, f"{name}: {got}"

@@ -430,11 +430,29 @@ def test_progress_bar_on_a_terminal_only(files: dict[str, Path]) -> None:
     rc, shown = _run_in_terminal([str(files["csv"]), "--chunk-rows", "100"])
     assert rc == 0
     assert re.search(r"\d+%", shown) and re.search(r"\d+(\.\d+)?/\d+(\.\d+)? kB", shown)
-    rc, shown = _run_in_terminal(["--loss", "mse"], command="verify")
-    assert rc == 0 and "verifying" in shown
+
     rc, shown = _run_in_terminal([str(files["parquet"]), "--chunk-rows", "100", "--quiet"])
     assert rc == 0
     assert shown == ""
+
+
+def test_step_progress_shows_only_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """verify's and the demo's bars: count and what runs, on a tty only."""
+    import io
+
+    from regloss.cli._progress import steps
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    for tty, shown in ((Tty(), True), (io.StringIO(), False)):
+        monkeypatch.setattr(sys, "stderr", tty)
+        with steps("verifying", 3) as advance:
+            for what in ("mse", "huber", "tukey"):
+                advance(what)
+        text = tty.getvalue()
+        assert ("verifying" in text and "3/3" in text) is shown, text
 
 
 def test_sketches_merge_to_the_sketch_of_all_the_data() -> None:
