@@ -1,0 +1,150 @@
+"""regloss.torch on a real CUDA device: correctness of every loss and option against the CPU
+float64 definition, torch.compile on CUDA, and a baseline timing table (eager regloss
+against torch.nn.functional and torch's mse_loss), for issue 9's GPU work to start from.
+
+    python benchmarks/cuda_check.py [--out FILE]
+
+Needs a CUDA GPU; CI has none, so this is run by hand when a device is lent. Exit 1 on any
+mismatch. Timings: CUDA events, median of 30 fwd+bwd steps after warm-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+import regloss
+from regloss.torch import functional as RF
+
+
+def check(failures: list[str], lines: list[str]) -> int:
+    dev = torch.device("cuda")
+    count = 0
+    gen = torch.Generator().manual_seed(0)
+    for name in regloss.available_losses():
+        fn = RF.loss
+        for dtype in (torch.float32, torch.float64):
+            for opts in (
+                {},
+                {"reduction": "sum"},
+                {"reduction": "none"},
+                {"weight": "w"},
+                {"mask": "m"},
+                {"reduction": "batchmean"},
+                {"nan_policy": "omit"},
+            ):
+                x = torch.randn(257, 3, generator=gen, dtype=torch.float64) * 3
+                y = torch.randn(257, 3, generator=gen, dtype=torch.float64)
+                if "nan_policy" in opts:
+                    y[5, 1] = float("nan")
+                w = torch.rand(257, generator=gen, dtype=torch.float64)
+                m = torch.rand(257, 3, generator=gen) > 0.3
+                kw = dict(opts)
+                if "weight" in kw:
+                    kw["weight"] = w
+                if "mask" in kw:
+                    kw["mask"] = m
+                ref_x = x.clone().requires_grad_(True)
+                ref = fn(name, ref_x, y, **kw)
+                ref.sum().backward()
+                gx = x.to(dev, dtype).requires_grad_(True)
+                gkw = {k: (v.to(dev) if torch.is_tensor(v) else v) for k, v in kw.items()}
+                if "weight" in gkw:
+                    gkw["weight"] = gkw["weight"].to(dtype)
+                out = fn(name, gx, y.to(dev, dtype), **gkw)
+                out.sum().backward()
+                count += 1
+                tol = 1e-4 if dtype == torch.float32 else 1e-10
+                what = f"{name} {dtype} {opts}"
+                if out.device.type != "cuda" or gx.grad is None or gx.grad.device.type != "cuda":
+                    failures.append(f"{what}: result or gradient left the device")
+                    continue
+                if not torch.allclose(out.double().cpu(), ref.detach(), rtol=tol, atol=tol):
+                    failures.append(f"{what}: value differs")
+                if not torch.allclose(gx.grad.double().cpu(), ref_x.grad, rtol=tol, atol=tol):
+                    failures.append(f"{what}: gradient differs")
+    # torch.compile on CUDA, fullgraph, two losses
+    for name in ("huber", "cauchy"):
+        f = torch.compile(lambda a, b, n=name: RF.loss(n, a, b), fullgraph=True)
+        a = torch.randn(4096, device=dev, requires_grad=True)
+        b = torch.randn(4096, device=dev)
+        got = f(a, b)
+        got.backward()
+        want = RF.loss(name, a.detach().cpu().double(), b.cpu().double())
+        count += 1
+        if not torch.allclose(got.double().cpu(), want, rtol=1e-5):
+            failures.append(f"compile {name}: value differs")
+    lines.append(
+        f"correctness: {count} cases on {torch.cuda.get_device_name()}, {len(failures)} failures"
+    )
+    return count
+
+
+def _time(f, x, y, reps: int = 30) -> float:  # type: ignore[no-untyped-def]
+    for _ in range(5):
+        x.grad = None
+        f(x, y).backward()
+    times = []
+    for _ in range(reps):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        x.grad = None
+        start.record()
+        f(x, y).backward()
+        end.record()
+        torch.cuda.synchronize()
+        times.append(start.elapsed_time(end) * 1e3)  # µs
+    return statistics.median(times)
+
+
+def timing(lines: list[str]) -> None:
+    dev = torch.device("cuda")
+    peers = {"mse": F.mse_loss, "l1": F.l1_loss, "huber": F.huber_loss}
+    ours = {"mse": RF.mse_loss, "l1": RF.l1_loss, "huber": RF.huber_loss}
+    robust = ["cauchy", "tukey", "welsch", "barron", "log_cosh"]
+    lines.append("")
+    lines.append("| loss | N | regloss µs | torch µs | ratio | vs torch mse_loss |")
+    lines.append("|---|---|---|---|---|---|")
+    for n in (2**10, 2**20, 2**24, 2**26):
+        x = torch.randn(n, device=dev, requires_grad=True)
+        y = torch.randn(n, device=dev)
+        base = _time(F.mse_loss, x, y)
+        for k in peers:
+            a, b = _time(ours[k], x, y), _time(peers[k], x, y)
+            lines.append(
+                f"| {k} | 2^{n.bit_length() - 1} | {a:.1f} | {b:.1f} | {a / b:.2f} | "
+                f"{a / base:.2f} |"
+            )
+        for k in robust:
+            a = _time(lambda p, t, k=k: RF.loss(k, p, t), x, y)
+            lines.append(f"| {k} | 2^{n.bit_length() - 1} | {a:.1f} | - | - | {a / base:.2f} |")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", help="also write the report here")
+    args = ap.parse_args()
+    if not torch.cuda.is_available():
+        print("no CUDA device", file=sys.stderr)
+        return 2
+    failures: list[str] = []
+    lines = [f"torch {torch.__version__}, regloss {regloss.__version__}"]
+    t = time.perf_counter()
+    check(failures, lines)
+    timing(lines)
+    lines.append(f"\n({time.perf_counter() - t:.0f} s)")
+    lines += [f"FAILED: {f}" for f in failures[:50]]
+    text = "\n".join(lines)
+    print(text)
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(text + "\n")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
