@@ -110,6 +110,14 @@ def test_without_optional_packages_the_rest_works(tmp_path: Path) -> None:
     assert not (tmp_path / "regloss-demo").exists()
 
 
+def test_the_experiment_without_torch_names_the_extra() -> None:
+    proc = _run("from regloss.experiment import outlier_experiment; outlier_experiment()")
+    assert proc.stderr.strip().splitlines()[-1] == (
+        "regloss._optional.MissingExtra: the outlier experiment needs torch: "
+        "pip install 'regloss[torch]'"
+    )
+
+
 def test_efficiency_without_scipy_names_the_extra() -> None:
     proc = subprocess.run(
         [sys.executable, "-c", "import sys; sys.modules['scipy'] = None; import regloss; "

@@ -94,8 +94,9 @@ def outlier_experiment(
     (the whole demo on 2 cores beside two busy processes: 85.0 s with 2 threads, 31.3 s
     with 1; 15.5 s idle).
     """
-    import torch
+    from ._optional import require
 
+    torch = require("torch", "the outlier experiment")
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
