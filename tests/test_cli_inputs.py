@@ -286,6 +286,19 @@ def test_unwritable_outputs_fail_before_reading(tmp_path: Path, capsys: Any) -> 
     assert "is a directory; name a file" in _error(capsys, a, "--report", str(tmp_path / "d.html"))
 
 
+def test_the_summary_fits_the_terminal(
+    tmp_path: Path, capsys: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "100")
+    np.save(tmp_path / "p.npy", np.random.default_rng(1).standard_t(3, 5000))
+    np.save(tmp_path / "t.npy", np.zeros(5000))
+    code, out, _ = _run(capsys, str(tmp_path / "p.npy"), str(tmp_path / "t.npy"))
+    assert code == 0
+    lines = out.splitlines()[1:]  # the first names the input, however long its path
+    assert max(len(line) for line in lines) <= 100
+    assert sum(line.startswith("  - ") for line in lines) >= 4  # reasons, wrapped
+
+
 def test_report_and_plots_say_where_they_wrote(tmp_path: Path, capsys: Any) -> None:
     (tmp_path / "a.csv").write_text(CSV)
     html, plots = tmp_path / "out" / "r.html", tmp_path / "figs"

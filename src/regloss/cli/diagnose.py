@@ -7,6 +7,7 @@ import json
 import math
 import os
 import sys
+import textwrap
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,7 +25,7 @@ from ..diagnostics._present import (
     top_rows,
     variance_rows,
 )
-from ._table import table
+from ._table import table, terminal_width
 
 __all__ = ["add_parser", "run"]
 
@@ -238,7 +239,11 @@ def summary(report: dict[str, Any]) -> str:
             else ""
         )
     ]
-    lines += [f"warning: {w}" for w in report.get("warnings", [])]
+    width = terminal_width()
+    lines += [
+        textwrap.fill(f"warning: {w}", width, subsequent_indent="  ")
+        for w in report.get("warnings", [])
+    ]
     for out in report["outputs"]:
         lines.append("")
         title = f"{out['output']} ({out['n']} residuals)"
@@ -262,6 +267,9 @@ def summary(report: dict[str, Any]) -> str:
                 )
             )
         lines.append(f"recommended loss: {recommendation_text(out)}")
-        lines += [f"  - {r}" for r in out["recommendation"]["reasons"]]
+        lines += [
+            textwrap.fill(r, width, initial_indent="  - ", subsequent_indent="    ")
+            for r in out["recommendation"]["reasons"]
+        ]
         lines.append(f"  ({approximation_text(out)})")
     return "\n".join(lines)
