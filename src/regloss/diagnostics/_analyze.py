@@ -82,9 +82,11 @@ def _exact_table(r: np.ndarray, w: np.ndarray | None) -> tuple[np.ndarray, ...]:
     return a, a, stats, np.cumsum(stats[:, 0])
 
 
-def _order_statistics(acc: OutputAccumulator) -> dict[str, Any]:
+Kept = tuple[np.ndarray, np.ndarray | None] | None  # acc.exact(), concatenated once
+
+
+def _order_statistics(acc: OutputAccumulator, data: Kept) -> dict[str, Any]:
     """Median, MAD, the median |r| and counts beyond 3 and 6 robust scales."""
-    data = acc.exact()
     n = acc.n
     if data is not None:
         r = data[0]
@@ -151,7 +153,8 @@ def analyze_output(acc: OutputAccumulator, name: str) -> dict[str, Any]:
     # Residuals equal up to rounding (a pure bias): no spread to test or to scale a loss by.
     spread = acc.r_max - acc.r_min
     constant = spread <= 1e-12 * max(abs(acc.r_max), abs(acc.r_min))
-    order = _order_statistics(acc)
+    data = acc.exact()
+    order = _order_statistics(acc, data)
     median = order["median"]
     if constant:
         median = acc.r_min if acc.r_min == acc.r_max else order["median"]
@@ -214,7 +217,7 @@ def analyze_output(acc: OutputAccumulator, name: str) -> dict[str, Any]:
         },
     }
     mean = acc.total("wr") / wsum if math.isfinite(acc.total("wr")) else median
-    out["loss_variance"] = _loss_variance(acc, median, scale, constant)
+    out["loss_variance"] = _loss_variance(acc, data, median, scale, constant)
     out["recommendation"] = recommend(out, mean)
     return out
 
@@ -229,10 +232,10 @@ def _loglik(n: int, scale: float, const: float) -> float:
 
 
 def _loss_variance(
-    acc: OutputAccumulator, median: float, scale: float, constant: bool
+    acc: OutputAccumulator, data: Kept, median: float, scale: float, constant: bool
 ) -> dict[str, Any]:
     """Each loss family's best variance ratio to MSE on these residuals (see _advice)."""
-    tied = _point_mass(acc, median, scale)
+    tied = _point_mass(acc, data, median, scale)
     out: dict[str, Any] = {
         "criterion": _advice.CRITERION,
         "candidates": [],
@@ -243,7 +246,6 @@ def _loss_variance(
         return out
     # A histogram about the centre: of r − median when the residuals were kept (the same
     # however the input was chunked), else the streamed one of r − (first chunk's mean).
-    data = acc.exact()
     centre = median
     if data is not None:
         sketch = RelativeSketch()
@@ -264,11 +266,10 @@ def _loss_variance(
     return out
 
 
-def _point_mass(acc: OutputAccumulator, median: float, scale: float) -> float:
+def _point_mass(acc: OutputAccumulator, data: Kept, median: float, scale: float) -> float:
     """The share of residuals exactly at the median (ties: integer or rounded residuals,
     exact predictions). From the sketch only where its bin there is narrow against the
     scale; otherwise the values cannot be told apart and 0 is returned."""
-    data = acc.exact()
     if data is not None:
         return float(np.count_nonzero(data[0] == median)) / acc.n
     lo, hi, stats, _ = acc.sketch.table()

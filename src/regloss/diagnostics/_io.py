@@ -202,11 +202,11 @@ def _open_csv(
     if len(delimiter) != 1:
         raise InputError(f"--delimiter must be one character, got {delimiter!r}")
     try:
-        codecs.lookup(encoding)
+        codec = codecs.lookup(encoding)
     except LookupError:
         raise InputError(f"--encoding: unknown encoding {encoding!r}") from None
     # utf-8-sig drops the byte-order mark Excel writes ("CSV UTF-8"); pyarrow skips it too.
-    text_encoding = "utf-8-sig" if codecs.lookup(encoding).name == "utf-8" else encoding
+    text_encoding = "utf-8-sig" if codec.name == "utf-8" else encoding
     try:
         with _text(path, compression, text_encoding) as f:
             header = next(csv.reader(f, delimiter=delimiter), None)
