@@ -36,6 +36,7 @@ from .._validate import check_tensor, prepare
 from ..losses import Loss, resolve
 from ..losses._base import _REGISTRY
 from ._autograd import apply_loss
+from ._native import native_call
 
 __all__ = ["loss", *torch_names()]
 
@@ -70,6 +71,10 @@ def _evaluate(
     nan_policy: str,
     broadcast: bool,
 ) -> Tensor:
+    if weight is None and mask is None and nan_policy == "propagate":
+        out = native_call(spec, input, target, reduction)
+        if out is not None:
+            return out
     check_tensor("input", input)
     check_tensor("target", target)
     check_tensor("weight", weight, optional=True)

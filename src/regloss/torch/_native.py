@@ -1,0 +1,89 @@
+"""PyTorch's own fused kernels, used where their semantics equal regloss's definition.
+
+``torch.nn.functional.mse_loss`` and its siblings run one fused C++/CUDA kernel forward and
+one backward, with their own double backward. Where a regloss loss means exactly the same
+thing (same formula, same reduction, every regloss option off), evaluating it through that
+kernel is the cheapest correct route; everything else runs through regloss's own paths.
+
+A call is eligible only when all of these hold, each checked in O(1) without touching the
+data: the loss is in ``NATIVE`` and its parameters lie where PyTorch's formula keeps the
+numerical contract (see each entry); ``weight`` and ``mask`` are
+None and ``nan_policy='propagate'``; prediction and target are tensors of one float32 or
+float64 dtype and one non-empty shape; the reduction is 'none', 'mean' or 'sum'. Any other
+call, including every invalid one, takes the general path, so errors are regloss's.
+
+``tests/test_torch_native.py`` proves each entry equal to the definition: values and
+gradients over the range sweep (0, subnormals, finfo.max) in float32 and float64, every
+reduction, double backward, torch.func, meta and FakeTensor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from ..losses import Loss
+from ..losses._basic import AbsoluteError, Huber, SmoothL1, SquaredError
+
+__all__ = ["NATIVE", "native_call"]
+
+# torch.nn._reduction's enum: the C++ losses take an int.
+_REDUCTION = {"none": 0, "mean": 1, "sum": 2}
+_FLOATS = (torch.float32, torch.float64)
+
+_nn: Any = torch._C._nn
+
+
+def _mse(loss: Loss, p: torch.Tensor, t: torch.Tensor, red: int) -> torch.Tensor | None:
+    return _nn.mse_loss(p, t, red)  # type: ignore[no-any-return]
+
+
+def _l1(loss: Loss, p: torch.Tensor, t: torch.Tensor, red: int) -> torch.Tensor | None:
+    return _nn.l1_loss(p, t, red)  # type: ignore[no-any-return]
+
+
+def _huber(loss: Loss, p: torch.Tensor, t: torch.Tensor, red: int) -> torch.Tensor | None:
+    return _nn.huber_loss(p, t, red, loss.delta)  # type: ignore[attr-defined,no-any-return]
+
+
+def _smooth_l1(loss: Loss, p: torch.Tensor, t: torch.Tensor, red: int) -> torch.Tensor | None:
+    beta = loss.beta  # type: ignore[attr-defined]
+    # PyTorch forms 0.5 r² / beta: r² underflows where the result need not when beta < 1/2
+    # (regloss forms (r/beta)(r/2)); from beta = 1/2 up an underflowing r² means an
+    # underflowing result, within the subnormal allowance of the contract.
+    if beta < 0.5:
+        return None
+    return _nn.smooth_l1_loss(p, t, red, beta)  # type: ignore[no-any-return]
+
+
+Native = Callable[[Loss, torch.Tensor, torch.Tensor, int], "torch.Tensor | None"]
+
+#: loss class -> PyTorch kernel; an entry may decline (None) for some parameter values.
+NATIVE: dict[type[Loss], Native] = {
+    SquaredError: _mse,
+    AbsoluteError: _l1,
+    Huber: _huber,
+    SmoothL1: _smooth_l1,
+}
+
+
+def native_call(loss: Loss, prediction: Any, target: Any, reduction: str) -> torch.Tensor | None:
+    """The loss through PyTorch's kernel, or None when the call is not eligible (the caller
+    has already checked that weight and mask are None and nan_policy is 'propagate')."""
+    kernel = NATIVE.get(type(loss))
+    if kernel is None:
+        return None
+    red = _REDUCTION.get(reduction)
+    if (
+        red is None
+        or not isinstance(prediction, torch.Tensor)
+        or not isinstance(target, torch.Tensor)
+        or prediction.dtype not in _FLOATS
+        or target.dtype != prediction.dtype
+        or prediction.shape != target.shape
+        or prediction.numel() == 0
+    ):
+        return None
+    return kernel(loss, prediction, target, red)
