@@ -1,101 +1,174 @@
-"""Forward+backward time of regloss.torch against torch.nn.functional, as a ratio table.
+"""Forward+backward time of regloss.torch against PyTorch, as ratio tables (issue 9).
 
-Run on demand (``make bench`` or ``python benchmarks/bench_losses.py``); not part of the
-test suite. For each loss and size N (float32, reduction='mean', only the prediction
-requires a gradient) one training step is ``x.grad = None; f(x, y).backward()``. The two
-implementations alternate in rounds inside one process so drift in the machine's speed
-hits both alike; each cell is the median over all repetitions. ratio = regloss / torch
-(below 1 means regloss is faster).
+Run on demand (``python benchmarks/bench_losses.py [--quick]``); not part of the test
+suite. One training step is ``x.grad = None; f(x, y).backward()`` with only the prediction
+requiring a gradient. The contenders of each cell alternate in rounds inside one process
+(``regloss._bench.alternate``) and each time is a median, so drift in the machine's speed
+hits both alike. ratio = regloss / peer: below 1 means regloss is faster.
+
+Sections:
+
+* ``peers``: the losses PyTorch has (mse, l1, huber, smooth_l1, gaussian_nll) against
+  ``torch.nn.functional`` at N = 3 ... 2^24, float32 and float64, 'mean' and 'sum', with
+  and without ``weight=`` (PyTorch's own weighted forms where it has them, else the
+  composition a user writes: ``(f(..., reduction='none') * w).sum() / w.sum()``);
+* ``robust``: every registered loss at N >= 2^20 against torch's ``mse_loss`` (goal: within
+  2x) and against the same formula composed by hand from torch operations
+  (``benchmarks/hand.py``; goal: at least 2x faster).
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
+import sys
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import hand
+import regloss
+import regloss.torch as rt
+from regloss._bench import (
+    Cell,
+    alternate,
+    fmt_seconds,
+    size_label,
+    torch_cells,
+    torch_step,
+)
 from regloss.torch import functional as RF
+
+SIZES = [3, 2**10, 2**12, 2**16, 2**20, 2**22, 2**24]
+
+
+def _weighted(f: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
+    """PyTorch's loss ``f`` with ``weight=`` as a user composes it where f has none."""
+
+    def g(x: torch.Tensor, *args: Any, reduction: str = "mean", weight: Any = None) -> Any:
+        if weight is None:
+            return f(x, *args, reduction=reduction)
+        v = f(x, *args, reduction="none") * weight
+        return v.sum() / weight.sum() if reduction == "mean" else v.sum()
+
+    return g
+
 
 PAIRS: dict[str, tuple[Callable[..., torch.Tensor], Callable[..., torch.Tensor]]] = {
     "mse": (RF.mse_loss, F.mse_loss),
-    "mae (l1)": (RF.l1_loss, F.l1_loss),
+    "l1": (RF.l1_loss, F.l1_loss),
     "huber": (RF.huber_loss, F.huber_loss),
-    "smooth_l1": (RF.smooth_l1_loss, F.smooth_l1_loss),
+    "smooth_l1": (RF.smooth_l1_loss, _weighted(F.smooth_l1_loss)),
+    "gaussian_nll": (rt.gaussian_nll_loss, _weighted(F.gaussian_nll_loss)),
 }
-SIZES = [3, 2**10, 2**16, 2**20, 2**24]
+EXTRAS = {"gaussian_nll": lambda y: (torch.rand_like(y) + 0.5,)}
 
 
-def _step(f: Callable[..., torch.Tensor], x: torch.Tensor, y: torch.Tensor) -> float:
-    t0 = time.perf_counter()
-    x.grad = None
-    f(x, y).backward()
-    return time.perf_counter() - t0
+def _row(cells: list[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
 
 
-def _budget(n: int, quick: bool) -> tuple[int, int]:
-    """(rounds, repetitions per round) for size n."""
-    if n <= 2**10:
-        rounds, reps = 20, 200
-    elif n <= 2**16:
-        rounds, reps = 20, 50
-    elif n <= 2**20:
-        rounds, reps = 20, 10
-    else:
-        rounds, reps = 10, 2
-    return (max(2, rounds // 4), reps) if quick else (rounds, reps)
+def peers(sizes: list[int], quick: bool) -> list[Cell]:
+    dtypes = [torch.float32] if quick else [torch.float32, torch.float64]
+    reductions = ["mean"] if quick else ["mean", "sum"]
+    print(_row(["loss", "N", "dtype", "reduction", "weight", "regloss", "torch", "ratio"]))
+    print(_row(["---"] * 8))
+
+    def show(c: Cell) -> None:
+        s = c.seconds
+        print(
+            _row(
+                [
+                    *c.labels.values(),
+                    fmt_seconds(s["regloss"]),
+                    fmt_seconds(s["torch"]),
+                    f"{c.ratio():.2f}",
+                ]
+            ),
+            flush=True,
+        )
+
+    cells = torch_cells(
+        PAIRS,
+        sizes,
+        dtypes=dtypes,
+        reductions=reductions,
+        weighted=[False, True],
+        seconds=0.3 if quick else 0.6,
+        extras=EXTRAS,
+        progress=show,
+    )
+    big = [c for c in cells if c.labels["N"] in {size_label(n) for n in sizes if n >= 2**16}]
+    print(
+        f"\nworst ratio, all N: {max(c.ratio() for c in cells):.2f}; from 2^16: "
+        f"{max((c.ratio() for c in big), default=float('nan')):.2f}; cells over 1.10: "
+        f"{sum(c.ratio() > 1.10 for c in cells)} of {len(cells)}; cells from 2^16 over 1.00: "
+        f"{sum(c.ratio() > 1.0 for c in big)} of {len(big)}"
+    )
+    return cells
 
 
-def measure(
-    n: int, ours: Callable[..., torch.Tensor], peer: Callable[..., torch.Tensor], quick: bool
-) -> tuple[float, float]:
-    gen = torch.Generator().manual_seed(n)
-    x = torch.randn(n, generator=gen, requires_grad=True)
-    y = torch.randn(n, generator=gen)
-    for f in (ours, peer):  # warm-up
-        for _ in range(3):
-            _step(f, x, y)
-    times: dict[int, list[float]] = {0: [], 1: []}
-    rounds, reps = _budget(n, quick)
-    for r in range(rounds):
-        order = (0, 1) if r % 2 == 0 else (1, 0)
-        for i in order:
-            f = (ours, peer)[i]
-            times[i].extend(_step(f, x, y) for _ in range(reps))
-    return statistics.median(times[0]), statistics.median(times[1])
+def _check_hand(name: str, ours: Callable[..., Any], theirs: Callable[..., Any]) -> None:
+    x = torch.linspace(-9, 9, 101, dtype=torch.float64)
+    y = torch.zeros_like(x)
+    a, b = ours(x, y), theirs(x, y)
+    if not torch.allclose(a, b, rtol=1e-6):
+        raise SystemExit(f"hand-written {name} differs from regloss's: {a.item()} vs {b.item()}")
 
 
-def _fmt(seconds: float) -> str:
-    if seconds < 1e-3:
-        return f"{seconds * 1e6:8.1f} us"
-    return f"{seconds * 1e3:8.2f} ms"
+def robust(sizes: list[int], quick: bool) -> None:
+    print(
+        _row(["loss", "N", "regloss", "torch mse_loss", "regloss / mse", "hand", "hand / regloss"])
+    )
+    print(_row(["---"] * 7))
+    for name in regloss.available_losses():
+        ours = getattr(RF, f"{name}_loss")
+        by_hand = hand.loss(name)
+        _check_hand(name, ours, by_hand)
+        for n in sizes:
+            gen = torch.Generator().manual_seed(n)
+            x = torch.randn(n, generator=gen).requires_grad_()
+            y = torch.randn(n, generator=gen)
+
+            steps = [torch_step(f, x, (y,), {}) for f in (ours, F.mse_loss, by_hand)]
+            t_ours, t_mse, t_hand = alternate(steps, seconds=0.5 if quick else 1.5)
+            print(
+                _row(
+                    [
+                        name,
+                        size_label(n),
+                        fmt_seconds(t_ours),
+                        fmt_seconds(t_mse),
+                        f"{t_ours / t_mse:.2f}",
+                        fmt_seconds(t_hand),
+                        f"{t_hand / t_ours:.2f}",
+                    ]
+                ),
+                flush=True,
+            )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer repetitions")
-    parser.add_argument("--loss", action="append", choices=list(PAIRS), help="only these")
+    parser.add_argument("--quick", action="store_true", help="fewer cells and repetitions")
+    parser.add_argument("--section", choices=["peers", "robust", "all"], default="all")
     parser.add_argument("--max-log2", type=int, default=24, help="largest N = 2**this")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     sizes = [n for n in SIZES if n <= 2**args.max_log2]
-    print(
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads, float32, "
-        "reduction='mean', forward+backward"
-    )
-    print(f"| {'loss':<10} | {'N':>8} | {'regloss':>11} | {'torch':>11} | ratio |")
-    print(f"|{'-' * 12}|{'-' * 10}|{'-' * 13}|{'-' * 13}|-------|")
-    worst = 0.0
-    for name in args.loss or list(PAIRS):
-        ours, peer = PAIRS[name]
-        for n in sizes:
-            a, b = measure(n, ours, peer, args.quick)
-            worst = max(worst, a / b)
-            label = f"2^{n.bit_length() - 1}" if n > 3 else str(n)
-            print(f"| {name:<10} | {label:>8} | {_fmt(a)} | {_fmt(b)} | {a / b:5.2f} |", flush=True)
-    print(f"worst ratio: {worst:.2f}")
+    if args.quick:
+        sizes = [n for n in sizes if n in (3, 2**12, 2**16, 2**20)]
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, forward+backward\n")
+    if args.section in ("peers", "all"):
+        peers(sizes, args.quick)
+    if args.section in ("robust", "all"):
+        print()
+        robust([n for n in sizes if n >= 2**20] or [2**20], args.quick)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from tests.reference import RHO, reduce
+from tests.settings import params
 
 import regloss
 from regloss import _reduce
@@ -154,3 +155,90 @@ def test_generated_functions_have_signatures_and_docs() -> None:
     assert "huber" in dir(rnp)
     with pytest.raises(AttributeError):
         rnp.not_a_loss  # noqa: B018
+
+
+# --- value_and_grad(out=) -------------------------------------------------------------------
+
+_LONG = 3 * _reduce.INTO_BLOCK + 5  # several blocks and a ragged last one
+
+
+def _out_case(kind: str, n: int) -> tuple[np.ndarray, np.ndarray, dict]:
+    rng = np.random.default_rng(n)
+    p = rng.normal(size=(n, 2)) * 3
+    t = rng.normal(size=(n, 2))
+    kw: dict = {
+        "plain": {},
+        "float32": {},
+        "sum": {"reduction": "sum"},
+        "batchmean": {"reduction": "batchmean"},
+        "none": {"reduction": "none"},
+        "weight": {"weight": rng.random((n, 2))},
+        "mask": {"mask": rng.random((n, 2)) > 0.3},
+        "omit": {"nan_policy": "omit"},
+        "broadcast": {"broadcast": True},
+    }[kind]
+    if kind == "float32":
+        p, t = p.astype(np.float32), t.astype(np.float32)
+    if kind == "omit":
+        t[::7, 0] = np.nan
+    if kind == "broadcast":
+        t = t[:1]
+    return p, t, kw
+
+
+_KINDS = ["plain", "float32", "sum", "batchmean", "none", "weight", "mask", "omit", "broadcast"]
+
+
+@pytest.mark.parametrize("kind", _KINDS)
+@pytest.mark.parametrize(("name", "p"), params())
+def test_value_and_grad_out_equals_the_returned_gradient(name: str, p: dict, kind: str) -> None:
+    """out= writes exactly the gradient value_and_grad returns, for every loss and option
+    (the blockwise path where no option is set, a copy otherwise), and returns out."""
+    _compare_out(name, p, kind, 5)
+
+
+@pytest.mark.parametrize("kind", ["plain", "float32"])
+@pytest.mark.parametrize("name", regloss.available_losses())
+def test_value_and_grad_out_over_several_blocks(name: str, kind: str) -> None:
+    _compare_out(name, {}, kind, _LONG)
+
+
+def _compare_out(name: str, p: dict, kind: str, n: int) -> None:
+    pred, target, kw = _out_case(kind, n)
+    value, grad = rnp.value_and_grad(name, pred, target, **p, **kw)
+    out = np.full_like(pred, np.nan)
+    value_out, got = rnp.value_and_grad(name, pred, target, out=out, **p, **kw)
+    assert got is out
+    np.testing.assert_array_equal(out, grad)
+    rtol = 1e-6 if pred.dtype == np.float32 else 1e-13
+    np.testing.assert_allclose(value_out, value, rtol=rtol, atol=0)
+    assert np.asarray(value_out).dtype == np.asarray(value).dtype
+
+
+def test_value_and_grad_out_into_a_non_contiguous_buffer() -> None:
+    pred, target = np.arange(6.0).reshape(2, 3), np.ones((2, 3))
+    buf = np.zeros((3, 2)).T  # F-ordered view: written through np.copyto
+    _, got = rnp.value_and_grad("huber", pred, target, out=buf)
+    assert got is buf
+    np.testing.assert_array_equal(buf, rnp.value_and_grad("huber", pred, target)[1])
+
+
+@pytest.mark.parametrize(
+    ("out", "error", "message"),
+    [
+        ([0.0, 0.0, 0.0], TypeError, "out must be a numpy.ndarray, got list"),
+        (np.zeros(4), ValueError, r"out has shape \(4,\) and dtype float64, but the gradient"),
+        (np.zeros(3, np.float32), ValueError, "dtype float32, but the gradient has the"),
+        ("readonly", ValueError, "out is read-only"),
+        ("prediction", ValueError, "out shares memory with prediction"),
+        ("target", ValueError, "out shares memory with target"),
+    ],
+)
+def test_value_and_grad_out_errors(out: object, error: type, message: str) -> None:
+    pred, target = np.array([1.5, 2.0, 4.0]), np.array([1.0, 2.0, 3.0])
+    if isinstance(out, str):
+        out = {"readonly": np.zeros(3), "prediction": pred, "target": target}[out]
+        if isinstance(out, np.ndarray) and out is not pred and out is not target:
+            out.flags.writeable = False
+    with pytest.raises(error, match=message):
+        rnp.value_and_grad("mse", pred, target, out=out)

@@ -23,7 +23,7 @@ from regloss._validate import prepare
 from regloss.losses import get_loss
 from regloss.torch import functional as rtf
 from regloss.torch._autograd import apply_loss
-from regloss.torch._native import NATIVE, native_call
+from regloss.torch._native import NATIVE, native_call, native_weighted_call
 
 NAMES = {cls.name for cls in NATIVE}
 CASES = [(n, p) for n, p in SETTINGS + EXTREMES if n in NAMES]
@@ -53,9 +53,11 @@ def test_declined_settings_are_the_documented_ones() -> None:
     }
 
 
-def _general(loss: Any, x: torch.Tensor, t: torch.Tensor, reduction: str) -> torch.Tensor:
+def _general(
+    loss: Any, x: torch.Tensor, t: torch.Tensor, reduction: str, weight: Any = None
+) -> torch.Tensor:
     """regloss's own path for the same call."""
-    return apply_loss(loss, prepare(torch, x, t, reduction=reduction))
+    return apply_loss(loss, prepare(torch, x, t, reduction=reduction, weight=weight))
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
@@ -160,7 +162,6 @@ def test_eligible_calls_take_the_torch_kernel_and_others_do_not(name: str, p: di
     for reduction in ("none", "sum"):
         assert _grad_fn(name, p, x, t, reduction=reduction) != "_LossFunctionBackward"
     general = {
-        "weight": _grad_fn(name, p, x, t, weight=torch.rand(4, 3)),
         "mask": _grad_fn(name, p, x, t, mask=torch.rand(4, 3) > 0.5),
         "omit": _grad_fn(name, p, x, t, nan_policy="omit"),
         "broadcast": _grad_fn(name, p, x, t[:1], broadcast=True),
@@ -188,3 +189,89 @@ def test_invalid_calls_still_get_regloss_errors() -> None:
         rtf.l1_loss(torch.zeros(3, dtype=torch.int64), torch.zeros(3, dtype=torch.int64))
     with pytest.raises(ValueError, match="reduction"):
         rtf.huber_loss(torch.zeros(3), torch.zeros(3), reduction="avg")
+
+
+def _weights(shape: tuple[int, ...], dtype: torch.dtype, kind: str) -> torch.Tensor:
+    g = torch.Generator().manual_seed(7)
+    w = torch.rand(shape, generator=g, dtype=torch.float64).to(dtype)
+    if kind == "with zeros":
+        w = torch.where(w < 0.3, 0.0, w)
+    return w
+
+
+@pytest.mark.parametrize("kind", ["positive", "with zeros"])
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize(("name", "p"), ACCEPTED)
+def test_native_weighted_equals_the_definition_with_double_backward(
+    name: str, p: dict, dtype: torch.dtype, reduction: str, kind: str
+) -> None:
+    loss = get_loss(name, **p)
+    tol = {"rtol": 2e-6, "atol": 1e-30} if dtype == torch.float32 else {"rtol": 1e-13, "atol": 0}
+    for shape in [(2,), (7, 3), (70_001,)]:
+        x, t = _data(int(np.prod(shape)), dtype, shape)
+        w = _weights(shape, dtype, kind)
+        w[0] = 0.5  # not all zero (all-zero weights take regloss's path: tested below)
+        outs = []
+        for f in (native_weighted_call, _general):
+            v = (
+                f(loss, x, t, reduction=reduction, weight=w)
+                if f is _general
+                else f(loss, x, t, w, reduction)
+            )
+            assert v is not None
+            gx = torch.autograd.grad(v.sum(), x, create_graph=True)[0]
+            u = torch.cos(torch.arange(x.numel(), dtype=dtype)).reshape(x.shape)
+            (hx,) = torch.autograd.grad((gx * u).sum(), x, allow_unused=True)
+            hx = torch.zeros_like(x) if hx is None else hx
+            outs.append([v.detach(), gx.detach(), hx])
+        for a, b in zip(*outs):
+            torch.testing.assert_close(a, b, **tol)
+
+
+@pytest.mark.parametrize(("name", "p"), ACCEPTED)
+def test_weighted_calls_outside_the_native_range_take_regloss_path(name: str, p: dict) -> None:
+    """All-zero weights, weights whose largest is tiny or huge (regloss divides by it),
+    weights needing a gradient, per-sample weights, another dtype: regloss's path, with its
+    values (a weighted mean of all-zero weights is 0)."""
+    x = torch.randn(4, 3, requires_grad=True)
+    t = torch.randn(4, 3)
+    w = torch.rand(4, 3) + 0.5
+    loss = get_loss(name, **p)
+    assert native_weighted_call(loss, x, t, w, "mean") is not None
+    for other in (
+        torch.zeros(4, 3),
+        w * 1e-12,
+        w * 1e12,
+        w.clone().requires_grad_(),
+        w[:, 0],
+        w.double(),
+    ):
+        assert native_weighted_call(loss, x, t, other, "mean") is None
+    assert rtf.loss(name, x, t, weight=torch.zeros(4, 3), **p).item() == 0.0
+    small = rtf.loss(name, x, t, weight=w * 1e-12, **p)
+    torch.testing.assert_close(small, rtf.loss(name, x, t, weight=w, **p))
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        (float("nan"), "1 non-finite value"),
+        (float("inf"), "1 non-finite value"),
+        (-1.0, "1 negative"),
+    ],
+)
+def test_bad_weights_get_regloss_errors_on_the_native_route(bad: float, message: str) -> None:
+    w = torch.ones(5)
+    w[2] = bad
+    with pytest.raises(ValueError, match=message):
+        rtf.mse_loss(torch.zeros(5), torch.ones(5), weight=w)
+
+
+def test_traced_weighted_mean_takes_regloss_path_and_sum_the_kernel() -> None:
+    with FakeTensorMode():
+        x = torch.randn(5, requires_grad=True)
+        t, w = torch.randn(5), torch.rand(5)
+        assert native_weighted_call(get_loss("mse"), x, t, w, "mean") is None
+        out = native_weighted_call(get_loss("mse"), x, t, w, "sum")
+        assert out is not None and out.shape == ()

@@ -215,30 +215,45 @@ def _check_weight(
         )
     weight = _per_sample_view(xp, "weight", weight, shape)
     if not _is_traced(weight):
-        finite = xp.isfinite(weight)
-        if not bool(xp.all(finite)):
-            n = int(xp.sum(xp.logical_not(finite)))
-            raise ValueError(
-                f"weight has {n} non-finite value(s) (NaN or inf); weights must be finite and >= 0"
-            )
-        negative = weight < 0
-        if bool(xp.any(negative)):
-            n = int(xp.sum(negative))
-            raise ValueError(
-                f"weight has {n} negative value(s) (smallest {float(xp.min(weight)):g}); "
-                "weights must be finite and >= 0"
-            )
+        # One pass (torch.aminmax) and one synchronisation on the happy path; NaN makes
+        # lo >= 0 false, so the detailed count runs only when something is wrong.
+        lo, hi = _extremes(xp, weight)
+        if not (lo >= 0.0 and math.isfinite(hi)):
+            _explain_bad_weights(xp, weight)
         if reduction not in ("mean", "batchmean"):  # means rescale the weights first
-            top = float(xp.max(weight))
             limit = float(xp.finfo(compute).max)
-            if top > limit:
+            if hi > limit:
                 name = str(compute).removeprefix("torch.")
                 raise ValueError(
-                    f"weight has values up to {top:g}, beyond the largest {name} ({limit:g}), "
+                    f"weight has values up to {hi:g}, beyond the largest {name} ({limit:g}), "
                     f"the dtype this loss is computed in; rescale the weights or compute in "
                     f"float64"
                 )
     return weight
+
+
+def _extremes(xp: Any, x: Array) -> tuple[float, float]:
+    """(min, max) of ``x`` as Python floats; NaN if ``x`` holds one."""
+    if backend_name(x) == "torch":
+        lo, hi = xp.stack(xp.aminmax(x)).tolist()
+        return float(lo), float(hi)
+    return float(xp.min(x)), float(xp.max(x))
+
+
+def _explain_bad_weights(xp: Any, weight: Array) -> None:
+    """Raise the ValueError describing non-finite or negative weights."""
+    finite = xp.isfinite(weight)
+    if not bool(xp.all(finite)):
+        n = int(xp.sum(xp.logical_not(finite)))
+        raise ValueError(
+            f"weight has {n} non-finite value(s) (NaN or inf); weights must be finite and >= 0"
+        )
+    negative = weight < 0
+    n = int(xp.sum(negative))
+    raise ValueError(
+        f"weight has {n} negative value(s) (smallest {float(xp.min(weight)):g}); "
+        "weights must be finite and >= 0"
+    )
 
 
 def _check_mask(xp: Any, mask: Array, shape: tuple[int, ...]) -> Array:

@@ -107,10 +107,17 @@ def _run(
     mask: Array | None = None,
     nan_policy: str = "propagate",
     broadcast: bool = False,
+    out: Any = None,
     **params: Any,
 ) -> tuple[Any, Any]:
     fn = resolve(name_or_loss, params)
     p, prep = _prepare(prediction, target, reduction, weight, mask, nan_policy, broadcast)
+    if out is not None:
+        _check_out(out, p, prep)
+        if _into_ok(fn, prep, out):
+            with np.errstate(invalid="ignore", over="ignore"):
+                total = _reduce.forward_into(fn, prep, out)
+            return out.dtype.type(total), out
     with np.errstate(invalid="ignore", over="ignore"):
         fw = _reduce.forward(fn, np, prep, need_psi=need_grad)
     value = fw.value
@@ -119,7 +126,45 @@ def _run(
         return value, None
     assert fw.psi_f is not None
     grad = _reduce.sum_to_shape(np, fw.psi_f * fw.grad_scale, tuple(p.shape))
+    if out is not None:
+        np.copyto(out, grad, casting="same_kind")
+        return value, out
     return value, np.asarray(grad).astype(p.dtype, copy=False)
+
+
+def _check_out(out: Any, p: Any, prep: Any) -> None:
+    """``out=``: a writeable ndarray of the prediction's shape and dtype, not overlapping an
+    input (it is written while they are read)."""
+    if not isinstance(out, np.ndarray) or isinstance(out, np.matrix):
+        raise TypeError(
+            f"out must be a numpy.ndarray, got {type(out).__name__}; pass np.empty_like(prediction)"
+        )
+    if out.shape != p.shape or out.dtype != p.dtype:
+        raise ValueError(
+            f"out has shape {out.shape} and dtype {out.dtype}, but the gradient has the "
+            f"prediction's shape {p.shape} and dtype {p.dtype}; pass np.empty_like(prediction)"
+        )
+    if not out.flags.writeable:
+        raise ValueError("out is read-only; pass a writeable array (np.empty_like(prediction))")
+    for name, x in (("prediction", p), ("target", prep.target), ("weight", prep.weight)):
+        if x is not None and np.may_share_memory(out, x):
+            raise ValueError(
+                f"out shares memory with {name}; pass a separate buffer (np.empty_like)"
+            )
+
+
+def _into_ok(fn: Loss, prep: Any, out: Any) -> bool:
+    """Whether ``_reduce.forward_into`` serves this call (the hot path; see there)."""
+    return (
+        prep.weight is None
+        and prep.keep is None
+        and prep.reduction != "none"
+        and not prep.upcast
+        and out.flags.c_contiguous
+        and prep.prediction.shape == prep.target.shape
+        and prep.target.dtype == out.dtype
+        and not fn.depends_on_position()
+    )
 
 
 def loss(name_or_loss: str | Loss, prediction: Array, target: Array, **kwargs: Any) -> Any:
@@ -133,13 +178,21 @@ def loss(name_or_loss: str | Loss, prediction: Array, target: Array, **kwargs: A
 
 
 def value_and_grad(
-    name_or_loss: str | Loss, prediction: Array, target: Array, **kwargs: Any
+    name_or_loss: str | Loss,
+    prediction: Array,
+    target: Array,
+    *,
+    out: np.ndarray | None = None,
+    **kwargs: Any,
 ) -> tuple[Any, Any]:
     """``(loss, d loss / d prediction)``; the gradient has the prediction's shape and dtype.
 
-    With ``reduction='none'`` the gradient is that of ``loss.sum()``.
+    With ``reduction='none'`` the gradient is that of ``loss.sum()``. With ``out=`` (a
+    writeable array of the prediction's shape and dtype, sharing no memory with an input)
+    the gradient is written there and ``out`` itself is returned; with no option set this
+    runs blockwise in cache, reading the inputs once and writing ``out`` once.
     """
-    return _run(name_or_loss, prediction, target, True, **kwargs)
+    return _run(name_or_loss, prediction, target, True, out=out, **kwargs)
 
 
 loss.__doc__ = (loss.__doc__ or "") + OPTION_DOC

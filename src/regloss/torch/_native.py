@@ -24,10 +24,12 @@ from typing import Any
 
 import torch
 
+from .._numerics import _DOT_BLOCKED_FROM
+from .._validate import _is_traced
 from ..losses import Loss
 from ..losses._basic import AbsoluteError, Huber, SmoothL1, SquaredError
 
-__all__ = ["NATIVE", "native_call"]
+__all__ = ["NATIVE", "native_call", "native_weighted_call"]
 
 # torch.nn._reduction's enum: the C++ losses take an int.
 _REDUCTION = {"none": 0, "mean": 1, "sum": 2}
@@ -69,21 +71,77 @@ NATIVE: dict[type[Loss], Native] = {
 }
 
 
+def _plain(prediction: Any, target: Any) -> bool:
+    return (
+        isinstance(prediction, torch.Tensor)
+        and isinstance(target, torch.Tensor)
+        and prediction.dtype in _FLOATS
+        and target.dtype == prediction.dtype
+        and prediction.shape == target.shape
+        and prediction.numel() > 0
+    )
+
+
 def native_call(loss: Loss, prediction: Any, target: Any, reduction: str) -> torch.Tensor | None:
     """The loss through PyTorch's kernel, or None when the call is not eligible (the caller
     has already checked that weight and mask are None and nan_policy is 'propagate')."""
     kernel = NATIVE.get(type(loss))
-    if kernel is None:
-        return None
     red = _REDUCTION.get(reduction)
-    if (
-        red is None
-        or not isinstance(prediction, torch.Tensor)
-        or not isinstance(target, torch.Tensor)
-        or prediction.dtype not in _FLOATS
-        or target.dtype != prediction.dtype
-        or prediction.shape != target.shape
-        or prediction.numel() == 0
-    ):
+    if kernel is None or red is None or not _plain(prediction, target):
         return None
     return kernel(loss, prediction, target, red)
+
+
+#: weighted means take the weights as they are (no division by the largest) when the largest
+#: lies in this range: sums of w and of w * loss then neither overflow nor lose precision.
+_WEIGHT_RANGE = (2.0**-30, 2.0**30)
+
+
+def native_weighted_call(
+    loss: Loss, prediction: Any, target: Any, weight: Any, reduction: str
+) -> torch.Tensor | None:
+    """The weighted loss from PyTorch's elementwise kernel: ``w * l`` ('none'), ``sum(w * l)``
+    ('sum') or ``sum(w * l) / sum(w)`` ('mean'), as regloss's
+    general path defines them; None when not eligible (as :func:`native_call`, and the
+    weight must be a tensor of the prediction's dtype and shape that needs no gradient).
+
+    The weights are checked as regloss always checks them (finite, >= 0) in one pass; any
+    failure returns None and the general path raises its detailed error. Traced weights
+    (meta, fake, compiled, torch.func) cannot be checked or scaled: their 'mean' takes the
+    general path.
+    """
+    kernel = NATIVE.get(type(loss))
+    if (
+        kernel is None
+        or reduction not in _REDUCTION
+        or not _plain(prediction, target)
+        or not isinstance(weight, torch.Tensor)
+        or weight.dtype != prediction.dtype
+        or weight.shape != prediction.shape
+        or weight.requires_grad
+    ):
+        return None
+    if not _is_traced(weight):
+        extremes = torch.aminmax(weight)
+        lo, hi = extremes.min.item(), extremes.max.item()
+        if not lo >= 0.0 or not _WEIGHT_RANGE[0] <= hi <= _WEIGHT_RANGE[1]:
+            return None  # includes all-zero weights, whose 'mean' is 0 by definition
+    elif reduction == "mean":
+        return None
+    value = kernel(loss, prediction, target, 0)
+    if value is None:
+        return None
+    if reduction == "none":
+        return value * weight
+    # A BLAS dot where it is accurate (short inputs, as _numerics.vdot); PyTorch's cascade
+    # sum beyond (its error does not grow with N, and its backward is one multiply).
+    if value.numel() <= _DOT_BLOCKED_FROM:
+        if value.ndim != 1:
+            value, weight = value.reshape(-1), weight.reshape(-1)
+        total = torch.vdot(value, weight)
+    else:
+        total = (value * weight).sum()
+    if reduction == "sum":
+        return total
+    mean: torch.Tensor = total / weight.sum()
+    return mean

@@ -36,7 +36,7 @@ from .._validate import check_tensor, prepare
 from ..losses import Loss, resolve
 from ..losses._base import _REGISTRY
 from ._autograd import apply_loss
-from ._native import native_call
+from ._native import native_call, native_weighted_call
 
 __all__ = ["loss", *torch_names()]
 
@@ -71,8 +71,11 @@ def _evaluate(
     nan_policy: str,
     broadcast: bool,
 ) -> Tensor:
-    if weight is None and mask is None and nan_policy == "propagate":
-        out = native_call(spec, input, target, reduction)
+    if mask is None and nan_policy == "propagate":
+        if weight is None:
+            out = native_call(spec, input, target, reduction)
+        else:
+            out = native_weighted_call(spec, input, target, weight, reduction)
         if out is not None:
             return out
     check_tensor("input", input)

@@ -1,0 +1,166 @@
+"""Speed measurement shared by ``regloss bench`` and ``benchmarks/``.
+
+Absolute times on a shared machine swing by 2x between runs, so regloss reports ratios
+measured in one process: the contenders of a cell alternate in rounds (the order flips each
+round), each round times a batch of calls long enough to dwarf the timer's resolution, and
+each contender's time is the median of its batch means. Nothing here runs in the test
+suite's timing-sensitive way: the tests check the harness's bookkeeping, not speeds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+__all__ = [
+    "Cell",
+    "alternate",
+    "copy_bandwidth",
+    "fmt_seconds",
+    "size_label",
+    "torch_cells",
+    "torch_step",
+]
+
+#: a batch of calls lasts at least this long, so perf_counter's resolution does not matter
+MIN_BATCH_S = 2e-3
+
+
+def alternate(
+    contenders: Sequence[Callable[[], Any]], *, seconds: float = 1.0, min_rounds: int = 5
+) -> list[float]:
+    """Median seconds per call of each contender, measured in alternating rounds.
+
+    Each contender runs twice to warm up, then a calibration call sizes its batch (at least
+    ``MIN_BATCH_S``); rounds alternate the contenders (reversed on odd rounds) until about
+    ``seconds`` have passed and at least ``min_rounds`` rounds ran.
+    """
+    if not contenders:
+        raise ValueError("contenders is empty; pass at least one callable")
+    if not seconds > 0:
+        raise ValueError(f"seconds must be > 0, got {seconds!r}")
+    batch = []
+    for f in contenders:
+        f()
+        f()
+        t0 = time.perf_counter()
+        f()
+        once = max(time.perf_counter() - t0, 1e-7)
+        batch.append(max(1, math.ceil(MIN_BATCH_S / once)))
+    times: list[list[float]] = [[] for _ in contenders]
+    start = time.perf_counter()
+    rounds = 0
+    while rounds < min_rounds or time.perf_counter() - start < seconds:
+        order = range(len(contenders)) if rounds % 2 == 0 else reversed(range(len(contenders)))
+        for i in order:
+            f, k = contenders[i], batch[i]
+            t0 = time.perf_counter()
+            for _ in range(k):
+                f()
+            times[i].append((time.perf_counter() - t0) / k)
+        rounds += 1
+    return [statistics.median(t) for t in times]
+
+
+@dataclasses.dataclass(frozen=True)
+class Cell:
+    """One measured comparison: labels, then seconds per call of each contender."""
+
+    labels: dict[str, str]
+    seconds: dict[str, float]
+
+    def ratio(self, ours: str = "regloss", peer: str = "torch") -> float:
+        return self.seconds[ours] / self.seconds[peer]
+
+
+def fmt_seconds(s: float) -> str:
+    """``12.3 us`` / ``4.56 ms`` / ``1.23 s``."""
+    if s < 1e-3:
+        return f"{s * 1e6:.1f} us"
+    if s < 1.0:
+        return f"{s * 1e3:.2f} ms"
+    return f"{s:.2f} s"
+
+
+def size_label(n: int) -> str:
+    """``2^20`` for powers of two, the number otherwise."""
+    if n > 4 and n & (n - 1) == 0:
+        return f"2^{n.bit_length() - 1}"
+    return str(n)
+
+
+def copy_bandwidth(n_bytes: int, *, seconds: float = 0.5) -> float:
+    """This machine's copy bandwidth in bytes/s (read + write counted), from ``np.copyto``
+    between two arrays of ``n_bytes`` each (median of alternated batches)."""
+    import numpy as np
+
+    a = np.ones(n_bytes // 8)
+    b = np.empty_like(a)
+    (t,) = alternate([lambda: np.copyto(b, a)], seconds=seconds)
+    return 2 * a.nbytes / t
+
+
+# --- PyTorch cells -------------------------------------------------------------------------
+
+
+def torch_step(
+    f: Callable[..., Any], x: Any, args: tuple[Any, ...], kw: dict[str, Any]
+) -> Callable[[], None]:
+    """One training step ``x.grad = None; f(x, *args, **kw).backward()``."""
+
+    def step() -> None:
+        x.grad = None
+        f(x, *args, **kw).backward()
+
+    return step
+
+
+def torch_cells(
+    pairs: dict[str, tuple[Callable[..., Any], Callable[..., Any]]],
+    sizes: Sequence[int],
+    *,
+    dtypes: Sequence[Any] = (),
+    reductions: Sequence[str] = ("mean",),
+    weighted: Sequence[bool] = (False,),
+    seconds: float = 0.5,
+    extras: dict[str, Callable[[Any], tuple[Any, ...]]] | None = None,
+    progress: Callable[[Cell], None] | None = None,
+) -> list[Cell]:
+    """Forward+backward of ``pairs[name] = (regloss_fn, torch_fn)``, each called as
+    ``f(x, y, *extras[name](y), reduction=..., weight=w)`` with only the prediction
+    requiring a gradient (``extras`` makes further inputs, e.g. a variance)."""
+    import torch
+
+    dtypes = tuple(dtypes) or (torch.float32,)
+    cells = []
+    for name, (ours, peer) in pairs.items():
+        for n in sizes:
+            for dtype in dtypes:
+                gen = torch.Generator().manual_seed(n)
+                x = torch.randn(n, generator=gen, dtype=dtype).requires_grad_()
+                y = torch.randn(n, generator=gen, dtype=dtype)
+                w = torch.rand(n, generator=gen, dtype=dtype) + 0.5
+                more = (extras or {}).get(name, lambda _: ())(y)
+                for reduction in reductions:
+                    for weigh in weighted:
+                        kw: dict[str, Any] = {"reduction": reduction}
+                        if weigh:
+                            kw["weight"] = w
+                        steps = [torch_step(f, x, (y, *more), kw) for f in (ours, peer)]
+                        a, b = alternate(steps, seconds=seconds)
+                        labels = {
+                            "loss": name,
+                            "N": size_label(n),
+                            "dtype": str(dtype).removeprefix("torch."),
+                            "reduction": reduction,
+                            "weight": "yes" if weigh else "no",
+                        }
+                        cell = Cell(labels, {"regloss": a, "torch": b})
+                        cells.append(cell)
+                        if progress is not None:
+                            progress(cell)
+    return cells
