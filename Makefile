@@ -58,6 +58,7 @@ wheel-check: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_losses.py
+	$(BIN)/python benchmarks/bench_numpy.py
 
 clean:
 	rm -rf $(VENV) site docs/generated

@@ -31,13 +31,13 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import hand
 import regloss
-import regloss.torch as rt
 from regloss._bench import (
     Cell,
     alternate,
     fmt_seconds,
     size_label,
     torch_cells,
+    torch_peers,
     torch_step,
 )
 from regloss.torch import functional as RF
@@ -45,26 +45,7 @@ from regloss.torch import functional as RF
 SIZES = [3, 2**10, 2**12, 2**16, 2**20, 2**22, 2**24]
 
 
-def _weighted(f: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
-    """PyTorch's loss ``f`` with ``weight=`` as a user composes it where f has none."""
-
-    def g(x: torch.Tensor, *args: Any, reduction: str = "mean", weight: Any = None) -> Any:
-        if weight is None:
-            return f(x, *args, reduction=reduction)
-        v = f(x, *args, reduction="none") * weight
-        return v.sum() / weight.sum() if reduction == "mean" else v.sum()
-
-    return g
-
-
-PAIRS: dict[str, tuple[Callable[..., torch.Tensor], Callable[..., torch.Tensor]]] = {
-    "mse": (RF.mse_loss, F.mse_loss),
-    "l1": (RF.l1_loss, F.l1_loss),
-    "huber": (RF.huber_loss, F.huber_loss),
-    "smooth_l1": (RF.smooth_l1_loss, _weighted(F.smooth_l1_loss)),
-    "gaussian_nll": (rt.gaussian_nll_loss, _weighted(F.gaussian_nll_loss)),
-}
-EXTRAS = {"gaussian_nll": lambda y: (torch.rand_like(y) + 0.5,)}
+PAIRS, EXTRAS = torch_peers()
 
 
 def _row(cells: list[str]) -> str:

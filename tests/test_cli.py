@@ -139,7 +139,7 @@ def test_every_command_has_a_description(capsys: pytest.CaptureFixture[str]) -> 
     from regloss.cli import build_parser
 
     sub = next(a for a in build_parser()._actions if a.dest == "command")
-    assert set(sub.choices) == {"demo", "diagnose", "losses", "verify"}  # type: ignore[union-attr]
+    assert set(sub.choices) == {"bench", "demo", "diagnose", "losses", "verify"}  # type: ignore[union-attr]
     for name, parser in sub.choices.items():  # type: ignore[union-attr]
         assert parser.description and len(parser.description) > 60, name
         with pytest.raises(SystemExit):

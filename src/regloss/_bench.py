@@ -10,6 +10,7 @@ suite's timing-sensitive way: the tests check the harness's bookkeeping, not spe
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import statistics
 import time
@@ -19,8 +20,8 @@ from typing import Any
 __all__ = [
     "Cell",
     "alternate",
-    "copy_bandwidth",
     "fmt_seconds",
+    "numpy_bandwidth",
     "size_label",
     "torch_cells",
     "torch_step",
@@ -93,15 +94,33 @@ def size_label(n: int) -> str:
     return str(n)
 
 
-def copy_bandwidth(n_bytes: int, *, seconds: float = 0.5) -> float:
-    """This machine's copy bandwidth in bytes/s (read + write counted), from ``np.copyto``
-    between two arrays of ``n_bytes`` each (median of alternated batches)."""
+def numpy_bandwidth(
+    names: Sequence[str], n: int, dtype: Any, *, seconds: float = 1.0
+) -> dict[str, float]:
+    """Fraction of this machine's copy bandwidth that ``value_and_grad(name, p, t, out=g)``
+    reaches for each loss in ``names``, with ``np.copyto`` between two arrays of n elements
+    alternated with it in the same rounds ('copy' maps to its bytes/s).
+
+    Bytes counted: the copy reads one array and writes one; value_and_grad reads two and
+    writes one. Fraction = (3 n itemsize / t_loss) / (2 n itemsize / t_copy).
+    """
     import numpy as np
 
-    a = np.ones(n_bytes // 8)
-    b = np.empty_like(a)
-    (t,) = alternate([lambda: np.copyto(b, a)], seconds=seconds)
-    return 2 * a.nbytes / t
+    from . import numpy as rnp
+
+    rng = np.random.default_rng(0)
+    p = rng.standard_normal(n).astype(dtype)
+    t = rng.standard_normal(n).astype(dtype)
+    g = np.empty_like(p)
+    a, b = np.ones_like(p), np.empty_like(p)
+    calls: list[Callable[[], Any]] = [functools.partial(np.copyto, b, a)]
+    calls += [functools.partial(rnp.value_and_grad, name, p, t, out=g) for name in names]
+    t_copy, *t_loss = alternate(calls, seconds=seconds)
+    copy_bw = 2 * a.nbytes / t_copy
+    out = {"copy": copy_bw}
+    for name, tl in zip(names, t_loss):
+        out[name] = (3 * a.nbytes / tl) / copy_bw
+    return out
 
 
 # --- PyTorch cells -------------------------------------------------------------------------
@@ -164,3 +183,67 @@ def torch_cells(
                         if progress is not None:
                             progress(cell)
     return cells
+
+
+def _weighted(f: Callable[..., Any]) -> Callable[..., Any]:
+    """PyTorch's loss ``f`` with ``weight=`` composed as a user writes it where f has none."""
+
+    def g(x: Any, *args: Any, reduction: str = "mean", weight: Any = None) -> Any:
+        if weight is None:
+            return f(x, *args, reduction=reduction)
+        v = f(x, *args, reduction="none") * weight
+        return v.sum() / weight.sum() if reduction == "mean" else v.sum()
+
+    return g
+
+
+def torch_peers() -> tuple[
+    dict[str, tuple[Callable[..., Any], Callable[..., Any]]],
+    dict[str, Callable[[Any], tuple[Any, ...]]],
+]:
+    """(pairs, extras) for :func:`torch_cells`: the losses PyTorch has, regloss's against
+    ``torch.nn.functional``'s (with weights where PyTorch takes them, composed otherwise)."""
+    import torch
+    import torch.nn.functional as F
+
+    from .torch import functional as RF
+    from .torch import gaussian_nll_loss
+
+    pairs: dict[str, tuple[Callable[..., Any], Callable[..., Any]]] = {
+        "mse": (RF.mse_loss, F.mse_loss),
+        "l1": (RF.l1_loss, F.l1_loss),
+        "huber": (RF.huber_loss, F.huber_loss),
+        "smooth_l1": (RF.smooth_l1_loss, _weighted(F.smooth_l1_loss)),
+        "gaussian_nll": (gaussian_nll_loss, _weighted(F.gaussian_nll_loss)),
+    }
+    extras: dict[str, Callable[[Any], tuple[Any, ...]]] = {
+        "gaussian_nll": lambda y: (torch.rand_like(y) + 0.5,)
+    }
+    return pairs, extras
+
+
+def robust_vs_mse(
+    n: int, *, seconds: float = 0.5, progress: Callable[[str, float], None] | None = None
+) -> dict[str, float]:
+    """Forward+backward time of every registered loss (default parameters) at size n, as a
+    ratio to PyTorch's ``mse_loss`` measured in the same rounds."""
+    import torch
+    import torch.nn.functional as F
+
+    from .losses import available_losses
+    from .torch import functional as RF
+
+    gen = torch.Generator().manual_seed(n)
+    x = torch.randn(n, generator=gen).requires_grad_()
+    y = torch.randn(n, generator=gen)
+    out = {}
+    for name in available_losses():
+        ours = getattr(RF, f"{name}_loss")
+        a, b = alternate(
+            [torch_step(ours, x, (y,), {}), torch_step(F.mse_loss, x, (y,), {})],
+            seconds=seconds,
+        )
+        out[name] = a / b
+        if progress is not None:
+            progress(name, a / b)
+    return out

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from .._optional import MissingExtra
 from .._version import __version__
-from . import demo, diagnose, losses, verify
+from . import bench, demo, diagnose, losses, verify
 
 __all__ = ["main"]
 
@@ -29,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="regloss", description="Regression losses defined once.")
     parser.add_argument("--version", action="version", version=f"regloss {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for module in (demo, diagnose, losses, verify):
+    for module in (bench, demo, diagnose, losses, verify):
         module.add_parser(sub)
     return parser
 
