@@ -19,3 +19,7 @@ settings.register_profile(
 )
 settings.register_profile("dev", max_examples=200, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+# Generated kernels build in the background and take over once ready; the suite's exact
+# comparisons must not depend on that timing. tests/test_kernels.py turns them on itself.
+os.environ.setdefault("REGLOSS_KERNELS", "0")

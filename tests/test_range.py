@@ -158,9 +158,23 @@ def test_rho_psi_psi_prime_over_the_whole_range(name: str, params: dict, dtype: 
     r = _grid(dtype, loss)
     with np.errstate(over="ignore", under="ignore", divide="ignore"):
         rho, psi, psi_prime = loss.rho(r), loss.psi(r), loss.psi_prime(r)
+    check_contract(name, loss.params, dtype, r, rho, psi, psi_prime)
+
+
+def check_contract(
+    name: str,
+    params: dict[str, Any],
+    dtype: Any,
+    r: np.ndarray,
+    rho: np.ndarray,
+    psi: np.ndarray,
+    psi_prime: np.ndarray,
+) -> None:
+    """rho, psi and psi' of loss ``name`` at ``r`` against the mpmath reference: the
+    numerical contract (also applied to generated kernels, ``test_kernels``)."""
     for out in (rho, psi, psi_prime):
         assert out.dtype == dtype and out.shape == r.shape
-    seen = _as_computed(loss.params, dtype)
+    seen = _as_computed(params, dtype)
     ref = _reference(name, tuple(sorted(seen.items())), tuple(float(v) for v in r))
     rtol = RTOL[dtype]
     _check("rho", rho, ref[0], r, dtype, rtol)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 from typing import Any, NamedTuple
 
+from ._kernels import fused, fused_into, kernel_threads
 from ._namespace import astype, promoted_dtype
 from ._numerics import stop_gradient
 from ._typing import Array
@@ -134,6 +135,9 @@ def forward(loss: Loss, xp: Any, prep: Prepared, *, need_psi: bool) -> Forward:
         # The training hot path: no pass over the data beyond the loss itself.
         numel = math.prod(prep.shape)
         scale = _scale(xp, prep, None)
+        kernel = fused(loss, xp, prep, dtype, need_psi)
+        if kernel is not None:  # one generated pass (regloss._kernels)
+            return Forward(kernel[0], kernel[1], scale, scale)
         if (
             numel > 4 * BLOCK
             and loss.psi_slope is None
@@ -220,6 +224,17 @@ def forward_into(loss: Loss, prep: Prepared, out: Any) -> float:
     import numpy as np
 
     scale = _scale(np, prep, None)
+    k = fused_into(loss, prep, out)
+    if k is not None:  # the generated one-pass kernel writes ψ·scale straight into out
+        total = k.fwd(
+            prep.prediction.ctypes.data,
+            prep.target.ctypes.data,
+            out.ctypes.data,
+            out.size,
+            scale,
+            kernel_threads(),
+        )
+        return float(total * scale)
     p = prep.prediction.reshape(-1)
     t = prep.target.reshape(-1)
     o = out.reshape(-1)  # a view: out is C-contiguous

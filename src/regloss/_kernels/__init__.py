@@ -1,0 +1,113 @@
+"""Kernels generated from the loss definitions.
+
+``trace.py`` turns a definition's ``rho``/``psi``/``psi_prime`` into an expression graph;
+``c.py`` generates, compiles and caches a one-pass CPU kernel from it. :func:`fused` is the
+one place the front-ends ask for it: the hot path of ``_reduce.forward`` (no weight, mask
+or NaN omission) on contiguous CPU NumPy arrays or PyTorch tensors of one float32/float64
+dtype. It returns None whenever a kernel does not apply or is not built yet, and the
+caller computes eagerly: same definition, same results within rounding.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["fused", "fused_into", "kernel_threads"]
+
+_REGISTERED: frozenset[type] | None = None
+
+
+def _registered() -> frozenset[type]:
+    global _REGISTERED
+    if _REGISTERED is None:
+        from ..losses._base import _REGISTRY
+
+        _REGISTERED = frozenset(_REGISTRY.values())
+    return _REGISTERED
+
+
+def _dtype_name(xp: Any, dtype: Any) -> str | None:
+    if dtype == xp.float32:
+        return "float32"
+    if dtype == xp.float64:
+        return "float64"
+    return None
+
+
+def _torch_ok(torch: Any, p: Any, t: Any) -> bool:
+    return (
+        type(p) is torch.Tensor
+        and type(t) is torch.Tensor
+        and p.device.type == "cpu"
+        and t.device.type == "cpu"
+        and p.is_contiguous()
+        and t.is_contiguous()
+        and not torch.compiler.is_compiling()
+        and not torch._C._are_functorch_transforms_active()
+    )
+
+
+def fused(loss: Any, xp: Any, prep: Any, dtype: Any, need_psi: bool) -> tuple[Any, Any] | None:
+    """``(Σρ as a 0-d array of dtype, ψ or None)`` from the generated kernel, or None."""
+    from . import c
+
+    if type(loss) not in _registered() or loss.psi_slope is not None or loss.depends_on_position():
+        return None
+    p, t = prep.prediction, prep.target
+    if p.dtype != dtype or t.dtype != dtype or tuple(p.shape) != tuple(t.shape):
+        return None
+    name = xp.__name__
+    if name == "torch":
+        if not _torch_ok(xp, p, t):
+            return None
+
+        def ptr(x: Any) -> int:
+            return int(x.data_ptr())
+
+    elif name == "numpy":
+        if not (p.flags.c_contiguous and t.flags.c_contiguous):
+            return None
+
+        def ptr(x: Any) -> int:
+            return int(x.ctypes.data)
+
+    else:
+        return None
+    dt = _dtype_name(xp, dtype)
+    if dt is None:
+        return None
+    k = c.kernel(loss, dt)
+    if k is None:
+        return None
+    n = int(p.numel()) if name == "torch" else int(p.size)
+    if need_psi:
+        psi = xp.empty_like(p)
+        total = k.fwd(ptr(p), ptr(t), ptr(psi), n, 1.0, c.threads())
+    else:
+        psi = None
+        total = k.val(ptr(p), ptr(t), n, c.threads())
+    if name == "torch":
+        return xp.tensor(total, dtype=dtype), psi
+    return xp.asarray(total, dtype=dtype), psi
+
+
+def fused_into(loss: Any, prep: Any, out: Any) -> Any:
+    """The kernel for NumPy's ``value_and_grad(out=)`` hot path (its caller has checked the
+    shapes, dtypes and contiguity of out), or None."""
+    import numpy as np
+
+    from . import c
+
+    if type(loss) not in _registered() or loss.psi_slope is not None:
+        return None
+    p, t = prep.prediction, prep.target
+    if not (p.flags.c_contiguous and t.flags.c_contiguous) or p.dtype != out.dtype:
+        return None
+    dt = _dtype_name(np, out.dtype)
+    return None if dt is None else c.kernel(loss, dt)
+
+
+def kernel_threads() -> int:
+    from . import c
+
+    return c.threads()

@@ -1,0 +1,379 @@
+"""CPU kernels generated from the traced definitions, compiled by the system C compiler.
+
+For a loss and a dtype, :func:`kernel` emits one C loop that reads prediction and target
+once, evaluates ρ and ψ of the definition's own graph (``trace.py``) and writes ψ·scale
+while accumulating Σρ in double: one pass over memory instead of the ~20 eager passes of
+the overflow-safe branch forms. The loop is vectorised by the compiler (branches are
+selects; transcendental functions come from glibc's libmvec through ``omp declare simd``)
+and split over threads with OpenMP.
+
+Compiled libraries are cached on disk (``$REGLOSS_CACHE_DIR``, else
+``$XDG_CACHE_HOME/regloss/kernels`` or ``~/.cache/regloss/kernels``) under a hash of the
+source, the compiler and the CPU's flags, and written atomically: a second process or run
+loads the library in milliseconds. Without a compiler, or when compiling fails, or with
+``REGLOSS_KERNELS=0``, there is no kernel and regloss computes eagerly — same results, more
+passes; :func:`status` says why.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..losses import Loss
+from .trace import Sym, Untraceable, trace
+
+__all__ = ["CKernel", "kernel", "status"]
+
+#: libm functions with a libmvec vector variant (the others are instructions or selects)
+_VECTOR_FNS = ("exp", "expm1", "log", "log1p", "sinh", "tanh", "pow")
+_FN = {
+    "abs": "fabs",
+    "exp": "exp",
+    "expm1": "expm1",
+    "log": "log",
+    "log1p": "log1p",
+    "sqrt": "sqrt",
+    "sinh": "sinh",
+    "tanh": "tanh",
+    "floor": "floor",
+    "pow": "pow",
+}
+_OPS = {"add": "+", "sub": "-", "mul": "*", "div": "/"}
+_CMP = {"lt": "<", "le": "<=", "gt": ">", "ge": ">=", "eq": "==", "ne": "!="}
+# booleans are ints 0/1: & and | combine them without branches
+_INFIX = {**_OPS, **_CMP, "and": "&", "or": "|"}
+_CTYPE = {"float32": "float", "float64": "double"}
+
+FLAGS = (
+    "-O3",
+    "-march=native",
+    "-fopenmp",
+    "-fno-math-errno",  # libm calls are pure: CSE and vectorisation
+    "-fno-trapping-math",  # selects instead of branches (no FP exception flags are read)
+    "-ffp-contract=off",  # no FMA contraction: the same roundings as the eager definition
+    "-shared",
+    "-fPIC",
+)
+LIBS = ("-lmvec", "-lm")
+#: at most this many parameter settings of one loss class are compiled per process (a loss
+#: whose parameters change every step would otherwise compile every step)
+MAX_PER_CLASS = 16
+#: below this many elements a thread team costs more than it saves
+PARALLEL_FROM = 1 << 16
+
+
+class _Emitter:
+    def __init__(self, dtype: str) -> None:
+        self.ctype = _CTYPE[dtype]
+        self.suffix = "f" if dtype == "float32" else ""
+        self.np_type = np.float32 if dtype == "float32" else np.float64
+        self.lines: list[str] = []
+        self.names: dict[int, str] = {}
+        self.used: set[str] = set()
+
+    def literal(self, x: float) -> str:
+        with np.errstate(over="ignore"):
+            v = float(self.np_type(x))  # the constant as the compute dtype sees it
+        if v != v:
+            raise Untraceable("NaN constant")
+        if v in (float("inf"), float("-inf")):
+            return f"({'-' if v < 0 else ''}({self.ctype})INFINITY)"
+        return f"(({self.ctype}){v.hex()})"
+
+    def fn(self, name: str) -> str:
+        base = _FN[name]
+        self.used.add(base)
+        return base + self.suffix
+
+    def value(self, x: Any) -> str:
+        if not isinstance(x, Sym):
+            return self.literal(x)
+        key = id(x)
+        if key in self.names:
+            return self.names[key]
+        expr = self.expr(x)
+        name = f"v{len(self.names)}"
+        kind = "int" if x.kind == "b" else self.ctype
+        self.lines.append(f"      const {kind} {name} = {expr};")
+        self.names[key] = name
+        return name
+
+    def expr(self, x: Sym) -> str:
+        op, a = x.op, x.args
+        if op == "r":
+            return "r"
+        if op == "const":
+            return self.literal(a[0])
+        if op in _INFIX:
+            return f"({self.value(a[0])} {_INFIX[op]} {self.value(a[1])})"
+        if op == "neg":
+            return f"(-{self.value(a[0])})"
+        if op == "where":
+            return f"({self.value(a[0])} ? {self.value(a[1])} : {self.value(a[2])})"
+        if op == "not":
+            return f"(!{self.value(a[0])})"
+        if op == "isfinite":
+            return f"(isfinite({self.value(a[0])}) != 0)"
+        if op == "sign":
+            v = self.value(a[0])
+            one = self.literal(1.0)
+            return f"({v} > 0 ? {one} : ({v} < 0 ? -{one} : {v}))"
+        if op == "pow":
+            return f"{self.fn('pow')}({self.value(a[0])}, {self.value(a[1])})"
+        if op in _FN:
+            return f"{self.fn(op)}({self.value(a[0])})"
+        raise Untraceable(f"no C for {op}")
+
+    def declarations(self) -> str:
+        out = []
+        for base in sorted(self.used & set(_VECTOR_FNS)):
+            args = ", ".join([self.ctype] * (2 if base == "pow" else 1))
+            out.append(
+                f"#pragma omp declare simd notinbranch\n{self.ctype} {base}{self.suffix}({args});"
+            )
+        return "\n".join(out)
+
+
+def source(loss: Loss, dtype: str) -> str:
+    """The C source of ``loss``'s kernels in ``dtype`` ('float32' or 'float64')."""
+    rho, psi = trace(loss.rho), trace(loss.psi)
+    psi_prime = trace(loss.psi_prime)
+    bodies = {}
+    for label, outs in (("fwd", (rho, psi)), ("val", (rho,)), ("elem", (rho, psi, psi_prime))):
+        e = _Emitter(dtype)
+        names = [e.value(o) for o in outs]
+        bodies[label] = (e, names)
+    t = _CTYPE[dtype]
+    used = set().union(*(e.used for e, _ in bodies.values()))
+    head = _Emitter(dtype)
+    head.used = used
+    parallel = (
+        "#pragma omp parallel for simd reduction(+:acc) num_threads(nt) "
+        f"if(n >= {PARALLEL_FROM}) schedule(static)"
+    )
+    fwd_e, (f_rho, f_psi) = bodies["fwd"]
+    val_e, (v_rho,) = bodies["val"]
+    el_e, (e_rho, e_psi, e_dpsi) = bodies["elem"]
+    return f"""/* regloss kernel: {loss!r}, {dtype}; generated from the definition's graph */
+#include <math.h>
+#include <stdint.h>
+{head.declarations()}
+
+double rl_fwd(const {t}* restrict p, const {t}* restrict q, {t}* restrict g, int64_t n,
+              {t} gs, int nt) {{
+  double acc = 0.0;
+  {parallel}
+  for (int64_t i = 0; i < n; i++) {{
+      const {t} r = p[i] - q[i];
+{chr(10).join(fwd_e.lines)}
+      acc += (double){f_rho};
+      g[i] = {f_psi} * gs;
+  }}
+  return acc;
+}}
+
+double rl_val(const {t}* restrict p, const {t}* restrict q, int64_t n, int nt) {{
+  double acc = 0.0;
+  {parallel}
+  for (int64_t i = 0; i < n; i++) {{
+      const {t} r = p[i] - q[i];
+{chr(10).join(val_e.lines)}
+      acc += (double){v_rho};
+  }}
+  return acc;
+}}
+
+void rl_elem(const {t}* restrict x, {t}* restrict rho, {t}* restrict psi,
+             {t}* restrict dpsi, int64_t n) {{
+  #pragma omp simd
+  for (int64_t i = 0; i < n; i++) {{
+      const {t} r = x[i];
+{chr(10).join(el_e.lines)}
+      rho[i] = {e_rho};
+      psi[i] = {e_psi};
+      dpsi[i] = {e_dpsi};
+  }}
+}}
+"""
+
+
+@dataclass(frozen=True)
+class CKernel:
+    """A compiled kernel for one loss and dtype; pointers are raw addresses of contiguous
+    arrays of that dtype (the callers check)."""
+
+    lib: Any
+    dtype: str
+    compile_s: float
+
+    def fwd(self, p: int, t: int, g: int, n: int, gscale: float, threads: int) -> float:
+        """Σρ(p − t) in double; writes ψ(p − t)·gscale into g."""
+        return float(self.lib.rl_fwd(p, t, g, n, gscale, threads))
+
+    def val(self, p: int, t: int, n: int, threads: int) -> float:
+        return float(self.lib.rl_val(p, t, n, threads))
+
+    def elem(self, r: int, rho: int, psi: int, dpsi: int, n: int) -> None:
+        self.lib.rl_elem(r, rho, psi, dpsi, n)
+
+
+_LOCK = threading.Lock()
+_KERNELS: dict[tuple[Any, ...], CKernel | None] = {}
+_PER_CLASS: dict[type, int] = {}
+_STATUS: dict[str, str] = {}
+
+
+def enabled() -> bool:
+    return os.environ.get("REGLOSS_KERNELS", "1") != "0"
+
+
+def _cache_dir() -> Path:
+    explicit = os.environ.get("REGLOSS_CACHE_DIR")
+    if explicit:
+        return Path(explicit)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "regloss" / "kernels"
+
+
+def _compiler() -> str | None:
+    cc = os.environ.get("CC", "cc")
+    return shutil.which(cc)
+
+
+def _cpu_flags() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return line
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() + platform.machine()
+
+
+def _build(src: str, dtype: str) -> CKernel:
+    cc = _compiler()
+    if cc is None:
+        raise OSError("no C compiler (set CC, or install gcc)")
+    key = hashlib.sha256(
+        "\n".join([src, cc, *FLAGS, *LIBS, _cpu_flags(), sys.platform]).encode()
+    ).hexdigest()[:24]
+    folder = _cache_dir()
+    so = folder / f"rl_{key}.so"
+    start = time.perf_counter()
+    if not so.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=folder) as tmp:
+            c_file = Path(tmp) / "k.c"
+            c_file.write_text(src, encoding="ascii")
+            out = Path(tmp) / "k.so"
+            run = subprocess.run(
+                [cc, *FLAGS, "-o", str(out), str(c_file), *LIBS],
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=False,
+            )
+            if run.returncode != 0:
+                raise OSError(f"{cc} failed: {run.stderr.strip().splitlines()[-1:]}")
+            os.replace(out, so)  # atomic: concurrent builders agree on one file
+    lib = ctypes.CDLL(str(so))
+    t = ctypes.c_float if dtype == "float32" else ctypes.c_double
+    vp, i64, ci = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int
+    lib.rl_fwd.restype = ctypes.c_double
+    lib.rl_fwd.argtypes = [vp, vp, vp, i64, t, ci]
+    lib.rl_val.restype = ctypes.c_double
+    lib.rl_val.argtypes = [vp, vp, i64, ci]
+    lib.rl_elem.restype = None
+    lib.rl_elem.argtypes = [vp, vp, vp, vp, i64]
+    return CKernel(lib, dtype, time.perf_counter() - start)
+
+
+def kernel(loss: Loss, dtype: str, *, wait: bool = False) -> CKernel | None:
+    """The compiled kernel of ``loss`` in ``dtype`` ('float32'/'float64'), or None.
+
+    The first request starts the build (about 0.2 s; milliseconds from the disk cache) on a
+    background thread and returns None, so the caller computes eagerly meanwhile and a
+    user's first steps never wait for a compiler; later requests get the kernel. With
+    ``wait=True`` the build runs now (tests, benchmarks).
+    """
+    key = (type(loss), repr(loss), dtype)
+    done = _KERNELS.get(key, _MISSING)
+    if done is not _MISSING:
+        return done  # type: ignore[return-value]
+    if not enabled():
+        _STATUS["all"] = "disabled by REGLOSS_KERNELS=0"
+        return None
+    with _LOCK:
+        if key in _KERNELS:
+            return _KERNELS[key]
+        pending = _PENDING.get(key)
+        if pending is None:
+            if _PER_CLASS.get(type(loss), 0) >= MAX_PER_CLASS:
+                _STATUS[loss.name] = f"more than {MAX_PER_CLASS} parameter settings: eager"
+                _KERNELS[key] = None
+                return None
+            _PER_CLASS[type(loss)] = _PER_CLASS.get(type(loss), 0) + 1
+            pending = threading.Thread(
+                target=_build_into, args=(key, loss, dtype), name="regloss-kernel", daemon=True
+            )
+            _PENDING[key] = pending
+            pending.start()
+    if wait:
+        pending.join()
+        return _KERNELS.get(key)
+    return None
+
+
+_MISSING = object()
+_PENDING: dict[tuple[Any, ...], threading.Thread] = {}
+
+
+def _build_into(key: tuple[Any, ...], loss: Loss, dtype: str) -> None:
+    result: CKernel | None = None
+    label = f"{loss!r} {dtype}"
+    try:
+        result = _build(source(loss, dtype), dtype)
+        _STATUS[label] = f"ready in {result.compile_s:.3f} s"
+    except Untraceable as exc:
+        _STATUS[label] = f"not traceable: {exc}"
+    except (OSError, subprocess.SubprocessError) as exc:
+        _STATUS[label] = f"no kernel: {exc}"
+    except Exception as exc:  # a kernel is an optimisation: never fail the user's call
+        _STATUS[label] = f"no kernel: {type(exc).__name__}: {exc}"
+    with _LOCK:
+        _KERNELS[key] = result
+        _PENDING.pop(key, None)
+
+
+def status() -> dict[str, str]:
+    """What happened to each kernel requested in this process (compiled, loaded, or why
+    not)."""
+    return dict(_STATUS)
+
+
+def threads() -> int:
+    """Threads a kernel call may use: ``$REGLOSS_NUM_THREADS``, else PyTorch's setting when
+    PyTorch is loaded, else the CPU count."""
+    env = os.environ.get("REGLOSS_NUM_THREADS")
+    if env and env.isdigit() and int(env) > 0:
+        return int(env)
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        return int(torch.get_num_threads())
+    return os.cpu_count() or 1

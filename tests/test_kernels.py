@@ -1,0 +1,238 @@
+"""Generated CPU kernels (regloss._kernels): traced from the definitions, held to the same
+numerical contract, equal to the eager paths, used only where they apply.
+
+The rest of the suite runs with REGLOSS_KERNELS=0 (conftest.py) so that its exact
+comparisons never depend on whether a background build has finished; here kernels are on
+and built synchronously.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from tests.settings import SETTINGS, params
+from tests.test_range import EXTREMES, _grid, check_contract
+
+import regloss
+from regloss import numpy as rnp
+from regloss._kernels import c, fused
+from regloss._kernels.trace import Sym, Untraceable, trace
+from regloss.losses import get_loss
+from regloss.torch import functional as rtf
+
+CASES = [(n, p) for n, p in SETTINGS + EXTREMES if not get_loss(n, **p).depends_on_position()]
+DTYPES = {np.float32: "float32", np.float64: "float64"}
+
+
+@pytest.fixture(autouse=True)
+def _kernels_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REGLOSS_KERNELS", "1")
+
+
+@pytest.fixture(scope="module")
+def built() -> dict[tuple[str, str], c.CKernel]:
+    """Every case's kernel in both dtypes, built in parallel (cold: ~0.25 s each)."""
+    jobs = [
+        (repr(get_loss(n, **p)), dt, get_loss(n, **p)) for n, p in CASES for dt in DTYPES.values()
+    ]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        kernels = pool.map(lambda j: c._build(c.source(j[2], j[1]), j[1]), jobs)
+        return {(key, dt): k for (key, dt, _), k in zip(jobs, kernels)}
+
+
+def _kernel_on(built: dict[tuple[str, str], c.CKernel], loss: Any, dtype: Any) -> c.CKernel:
+    """Make the built kernel the one the front-ends find."""
+    dt = DTYPES[dtype]
+    k = built[(repr(loss), dt)]
+    c._KERNELS[(type(loss), repr(loss), dt)] = k
+    return k
+
+
+def test_every_registered_loss_traces() -> None:
+    """A new loss whose definition uses an operation the tracer lacks fails here: add the
+    operation to trace.py (and its C form to c.py) rather than losing the kernel."""
+    for name in regloss.available_losses():
+        loss = get_loss(name)
+        for method in ("rho", "psi", "psi_prime"):
+            assert isinstance(trace(getattr(loss, method)), Sym), (name, method)
+
+
+def test_untraceable_operations_are_refused() -> None:
+    with pytest.raises(Untraceable, match="branched in Python"):
+        trace(lambda r: 1.0 if r > 0 else 0.0)
+    from regloss._namespace import namespace
+
+    with pytest.raises(Untraceable, match=r"xp\.arctan"):
+        trace(lambda r: namespace(r).arctan(r))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize(("name", "p"), params(CASES))
+def test_generated_kernels_keep_the_contract_over_the_whole_range(
+    built: Any, name: str, p: dict, dtype: Any
+) -> None:
+    """The kernel's rho, psi and psi' against 60-digit mpmath, exactly as test_range holds
+    the definitions: from 0 and the subnormals to finfo.max, default and extreme params."""
+    loss = get_loss(name, **p)
+    k = built[(repr(loss), DTYPES[dtype])]
+    r = _grid(dtype, loss)
+    rho, psi, dpsi = (np.empty_like(r) for _ in range(3))
+    k.elem(r.ctypes.data, rho.ctypes.data, psi.ctypes.data, dpsi.ctypes.data, r.size)
+    check_contract(name, loss.params, dtype, r, rho, psi, dpsi)
+
+
+@pytest.mark.parametrize(("name", "p"), params(CASES))
+def test_generated_kernels_propagate_nan_and_inf_as_the_definition(
+    built: Any, name: str, p: dict
+) -> None:
+    loss = get_loss(name, **p)
+    r = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 1.0])
+    rho, psi, dpsi = (np.empty_like(r) for _ in range(3))
+    built[(repr(loss), "float64")].elem(
+        r.ctypes.data, rho.ctypes.data, psi.ctypes.data, dpsi.ctypes.data, r.size
+    )
+    with np.errstate(all="ignore"):
+        ref = (loss.rho(r), loss.psi(r), loss.psi_prime(r))
+    for got, want in zip((rho, psi, dpsi), ref):
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+        finite = np.isfinite(want)
+        np.testing.assert_array_equal(
+            got[~finite & ~np.isnan(want)], want[~finite & ~np.isnan(want)]
+        )
+        np.testing.assert_allclose(got[finite], want[finite], rtol=1e-12, atol=0)
+
+
+def _eager(monkeypatch: pytest.MonkeyPatch, fn: Any) -> Any:
+    with monkeypatch.context() as m:
+        m.setenv("REGLOSS_KERNELS", "0")
+        return fn()
+
+
+@pytest.mark.parametrize("n", [5, 70_001], ids=["short", "threads"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("name", regloss.available_losses())
+def test_front_ends_with_kernels_equal_eager(
+    built: Any, monkeypatch: pytest.MonkeyPatch, name: str, dtype: Any, n: int
+) -> None:
+    """NumPy value, value_and_grad (with and without out=) and PyTorch forward+backward and
+    double backward: the kernel's results equal the eager definition's within rounding."""
+    loss = get_loss(name)
+    _kernel_on(built, loss, dtype)
+    rng = np.random.default_rng(n)
+    pred = (rng.standard_normal(n) * 4).astype(dtype)
+    target = rng.standard_normal(n).astype(dtype)
+    rtol = 2e-6 if dtype == np.float32 else 1e-12
+    for reduction in ("mean", "sum"):
+        v_k, g_k = rnp.value_and_grad(loss, pred, target, reduction=reduction)
+        v_e, g_e = _eager(
+            monkeypatch,
+            lambda red=reduction: rnp.value_and_grad(loss, pred, target, reduction=red),
+        )
+        np.testing.assert_allclose(v_k, v_e, rtol=rtol)
+        np.testing.assert_allclose(g_k, g_e, rtol=rtol, atol=0)
+        out = np.empty_like(pred)
+        v_o, _ = rnp.value_and_grad(loss, pred, target, reduction=reduction, out=out)
+        np.testing.assert_allclose(v_o, v_e, rtol=rtol)
+        np.testing.assert_allclose(out, g_e, rtol=rtol, atol=0)
+        np.testing.assert_allclose(
+            rnp.loss(loss, pred, target, reduction=reduction), v_e, rtol=rtol
+        )
+
+    def torch_step() -> tuple[torch.Tensor, ...]:
+        x = torch.from_numpy(pred.copy()).requires_grad_()
+        value = rtf.loss(loss, x, torch.from_numpy(target))
+        (g,) = torch.autograd.grad(value, x, create_graph=True)
+        (h,) = torch.autograd.grad(g.sum(), x, allow_unused=True)
+        return value.detach(), g.detach(), torch.zeros_like(x) if h is None else h
+
+    for a, b in zip(torch_step(), _eager(monkeypatch, torch_step)):
+        torch.testing.assert_close(a, b, rtol=rtol, atol=0)
+
+
+def _prep(x: Any, t: Any) -> Any:
+    from regloss._validate import prepare
+
+    return prepare(torch if isinstance(x, torch.Tensor) else np, x, t)
+
+
+def test_kernels_apply_only_where_they_are_valid(built: Any) -> None:
+    loss = get_loss("cauchy")
+    _kernel_on(built, loss, np.float32)
+    x, t = torch.randn(8), torch.randn(8)
+    assert fused(loss, torch, _prep(x, t), torch.float32, True) is not None
+    assert fused(loss, torch, _prep(x[::2], t[::2]), torch.float32, True) is None  # strided
+    assert fused(loss, torch, _prep(x.double(), t), torch.float64, True) is None  # mixed
+    assert fused(loss, torch, _prep(x.half(), t.half()), torch.float32, True) is None
+    assert fused(loss, torch, _prep(x.to("meta"), t.to("meta")), torch.float32, True) is None
+    from torch._subclasses import FakeTensorMode
+
+    with FakeTensorMode():
+        xf, tf = torch.randn(8), torch.randn(8)
+        assert fused(loss, torch, _prep(xf, tf), torch.float32, True) is None
+    mse = get_loss("mse")  # psi = 2r: its eager path is already one pass
+    assert fused(mse, torch, _prep(x, t), torch.float32, True) is None
+    quantile = get_loss("quantile", q=(0.1, 0.9))  # one level per output
+    assert fused(quantile, np, _prep(np.zeros((3, 2)), np.ones((3, 2))), np.float64, True) is None
+    weighted = rtf.loss(loss, x.requires_grad_(), t, weight=torch.rand(8))
+    assert torch.isfinite(weighted)  # the weighted path is eager and works
+
+
+def test_kernels_off_no_compiler_and_too_many_settings(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    loss = get_loss("welsch", c=1.2345)
+    monkeypatch.setenv("REGLOSS_KERNELS", "0")
+    assert c.kernel(loss, "float32", wait=True) is None
+    assert c.status()["all"] == "disabled by REGLOSS_KERNELS=0"
+    monkeypatch.setenv("REGLOSS_KERNELS", "1")
+    monkeypatch.setenv("CC", str(tmp_path / "no-such-compiler"))
+    monkeypatch.setattr(c, "_KERNELS", {})
+    monkeypatch.setattr(c, "_PER_CLASS", {})
+    assert c.kernel(loss, "float32", wait=True) is None
+    assert c.status()[f"{loss!r} float32"] == "no kernel: no C compiler (set CC, or install gcc)"
+    # the eager path still answers
+    assert np.isfinite(rnp.welsch(np.ones(3), np.zeros(3), c=1.2345))
+    monkeypatch.setattr(c, "_PER_CLASS", {type(loss): c.MAX_PER_CLASS})
+    other = get_loss("welsch", c=2.5)
+    assert c.kernel(other, "float64", wait=True) is None
+    assert c.status()["welsch"] == f"more than {c.MAX_PER_CLASS} parameter settings: eager"
+
+
+def test_first_request_builds_in_the_background_and_caches_on_disk(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    """A user's first call never waits for the compiler: kernel() answers None at once and
+    the build lands on disk (atomically), where the next process loads it."""
+    monkeypatch.setenv("REGLOSS_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(c, "_KERNELS", {})
+    monkeypatch.setattr(c, "_PENDING", {})
+    monkeypatch.setattr(c, "_PER_CLASS", {})
+    loss = get_loss("tukey", c=3.25)
+    assert c.kernel(loss, "float64") is None  # returns at once; built meanwhile
+    c._PENDING[(type(loss), repr(loss), "float64")].join()
+    k = c.kernel(loss, "float64")
+    assert k is not None and k.compile_s > 0
+    files = list(tmp_path.glob("rl_*.so"))
+    assert len(files) == 1 and not [p for p in tmp_path.iterdir() if p.is_dir()]
+    again = c._build(c.source(loss, "float64"), "float64")  # "next process": loads the file
+    assert again.compile_s < k.compile_s and list(tmp_path.glob("rl_*.so")) == files
+
+
+def test_threads_follow_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REGLOSS_NUM_THREADS", "3")
+    assert c.threads() == 3
+    monkeypatch.delenv("REGLOSS_NUM_THREADS")
+    assert c.threads() == torch.get_num_threads()
+
+
+def test_generated_source_is_one_loop_from_the_definition() -> None:
+    src = c.source(get_loss("cauchy", c=2.0), "float32")
+    assert "log1pf" in src and "#pragma omp declare simd" in src
+    assert "0x1.0000000000000p+1" in src  # c = 2 as the float32 constant
+    assert src.count("for (int64_t i = 0; i < n; i++)") == 3  # fwd, val, elem
+    assert os.linesep not in src.replace("\n", "")
