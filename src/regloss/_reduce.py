@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 from typing import Any, NamedTuple
 
-from ._kernels import fused, fused_into, kernel_threads
+from ._kernels import TRITON_DEVICES, fused, fused_into, gpu_forward, kernel_threads
 from ._namespace import astype, promoted_dtype
 from ._numerics import stop_gradient
 from ._typing import Array
@@ -131,6 +131,10 @@ BLOCK = 1 << 18
 def forward(loss: Loss, xp: Any, prep: Prepared, *, need_psi: bool) -> Forward:
     """Unscaled loss total, its scale and (optionally) ``psi_f`` for the gradient."""
     dtype = compute_dtype(xp, prep)
+    if xp.__name__ == "torch" and prep.prediction.device.type in TRITON_DEVICES:
+        gpu = gpu_forward(loss, prep, dtype, need_psi)  # one generated Triton kernel
+        if gpu is not None:
+            return Forward(*gpu)
     if prep.weight is None and prep.keep is None and prep.reduction != "none":
         # The training hot path: no pass over the data beyond the loss itself.
         numel = math.prod(prep.shape)

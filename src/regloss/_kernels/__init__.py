@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["fused", "fused_into", "kernel_threads"]
+__all__ = ["TRITON_DEVICES", "fused", "fused_into", "gpu_forward", "kernel_threads"]
 
 _REGISTERED: frozenset[type] | None = None
 
@@ -111,3 +111,78 @@ def kernel_threads() -> int:
     from . import c
 
     return c.threads()
+
+
+_TRITON: Any = None
+
+
+#: device types the Triton kernels serve. The tests add "cpu" with TRITON_INTERPRET=1 set,
+#: which runs the generated kernels on the CPU through Triton's interpreter.
+TRITON_DEVICES: set[str] = {"cuda"}
+
+
+def _triton() -> Any:
+    global _TRITON
+    if _TRITON is None:
+        found: Any = False
+        try:
+            import triton  # noqa: F401  (the optional dependency itself)
+
+            from . import gpu
+
+            found = gpu
+        except ImportError:
+            pass
+        _TRITON = found
+    return _TRITON
+
+
+def gpu_forward(loss: Any, prep: Any, dtype: Any, need_psi: bool) -> tuple[Any, ...] | None:
+    """``(total, psi_f, value_scale, grad_scale)`` from the generated Triton kernel for
+    torch tensors on a GPU — every option (weight, mask, nan_policy, all reductions) in one
+    pass — or None where it does not apply (then the eager path runs)."""
+    import torch
+
+    p, t = prep.prediction, prep.target
+    if (
+        type(p) is not torch.Tensor
+        or type(t) is not torch.Tensor
+        or p.device.type not in TRITON_DEVICES
+        or type(loss) not in _registered()
+        or loss.depends_on_position()
+        or p.dtype != t.dtype
+        or tuple(p.shape) != tuple(t.shape)
+        or tuple(p.shape) != tuple(prep.shape)
+        or not enabled()
+        or torch.compiler.is_compiling()
+        or torch._C._are_functorch_transforms_active()
+    ):
+        return None
+    tk = _triton()
+    if not tk:
+        return None
+    from .. import _reduce
+
+    f = _reduce._factor(torch, prep, dtype)
+    scale = _reduce._scale(torch, prep, f)
+    weight = None if f is None else torch.broadcast_to(f, prep.shape).contiguous()
+    keep = None if prep.keep is None else torch.broadcast_to(prep.keep, prep.shape).contiguous()
+    want_value = prep.reduction == "none"
+    total, _, psi_f, value = tk.forward(
+        loss,
+        p.contiguous(),
+        t.contiguous(),
+        weight=weight,
+        keep=keep,
+        want_grad=need_psi,
+        want_value=want_value,
+    )
+    if want_value:
+        return value, psi_f, 1.0, 1.0
+    return total.to(dtype), psi_f, scale, scale
+
+
+def enabled() -> bool:
+    from . import c
+
+    return c.enabled()

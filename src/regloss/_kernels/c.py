@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from ..losses import Loss
-from .trace import Sym, Untraceable, trace
+from .trace import Emitter, Untraceable, trace
 
 __all__ = ["CKernel", "kernel", "status"]
 
@@ -51,10 +51,6 @@ _FN = {
     "floor": "floor",
     "pow": "pow",
 }
-_OPS = {"add": "+", "sub": "-", "mul": "*", "div": "/"}
-_CMP = {"lt": "<", "le": "<=", "gt": ">", "ge": ">=", "eq": "==", "ne": "!="}
-# booleans are ints 0/1: & and | combine them without branches
-_INFIX = {**_OPS, **_CMP, "and": "&", "or": "|"}
 _CTYPE = {"float32": "float", "float64": "double"}
 
 FLAGS = (
@@ -75,13 +71,12 @@ MAX_PER_CLASS = 16
 PARALLEL_FROM = 1 << 16
 
 
-class _Emitter:
+class _Emitter(Emitter):
     def __init__(self, dtype: str) -> None:
+        super().__init__()
         self.ctype = _CTYPE[dtype]
         self.suffix = "f" if dtype == "float32" else ""
         self.np_type = np.float32 if dtype == "float32" else np.float64
-        self.lines: list[str] = []
-        self.names: dict[int, str] = {}
         self.used: set[str] = set()
 
     def literal(self, x: float) -> str:
@@ -93,49 +88,22 @@ class _Emitter:
             return f"({'-' if v < 0 else ''}({self.ctype})INFINITY)"
         return f"(({self.ctype}){v.hex()})"
 
-    def fn(self, name: str) -> str:
-        base = _FN[name]
+    def assign(self, name: str, expr: str, boolean: bool) -> str:
+        return f"      const {'int' if boolean else self.ctype} {name} = {expr};"
+
+    def call(self, fn: str, args: list[str]) -> str:
+        base = _FN[fn]
         self.used.add(base)
-        return base + self.suffix
+        return f"{base}{self.suffix}({', '.join(args)})"
 
-    def value(self, x: Any) -> str:
-        if not isinstance(x, Sym):
-            return self.literal(x)
-        key = id(x)
-        if key in self.names:
-            return self.names[key]
-        expr = self.expr(x)
-        name = f"v{len(self.names)}"
-        kind = "int" if x.kind == "b" else self.ctype
-        self.lines.append(f"      const {kind} {name} = {expr};")
-        self.names[key] = name
-        return name
+    def select(self, cond: str, a: str, b: str) -> str:
+        return f"({cond} ? {a} : {b})"
 
-    def expr(self, x: Sym) -> str:
-        op, a = x.op, x.args
-        if op == "r":
-            return "r"
-        if op == "const":
-            return self.literal(a[0])
-        if op in _INFIX:
-            return f"({self.value(a[0])} {_INFIX[op]} {self.value(a[1])})"
-        if op == "neg":
-            return f"(-{self.value(a[0])})"
-        if op == "where":
-            return f"({self.value(a[0])} ? {self.value(a[1])} : {self.value(a[2])})"
-        if op == "not":
-            return f"(!{self.value(a[0])})"
-        if op == "isfinite":
-            return f"(isfinite({self.value(a[0])}) != 0)"
-        if op == "sign":
-            v = self.value(a[0])
-            one = self.literal(1.0)
-            return f"({v} > 0 ? {one} : ({v} < 0 ? -{one} : {v}))"
-        if op == "pow":
-            return f"{self.fn('pow')}({self.value(a[0])}, {self.value(a[1])})"
-        if op in _FN:
-            return f"{self.fn(op)}({self.value(a[0])})"
-        raise Untraceable(f"no C for {op}")
+    def negate(self, cond: str) -> str:
+        return f"(!{cond})"
+
+    def isfinite(self, v: str) -> str:
+        return f"(isfinite({v}) != 0)"
 
     def declarations(self) -> str:
         out = []

@@ -273,3 +273,93 @@ def _register() -> None:
 
 
 _register()
+
+
+#: the operators every backend writes infix (booleans are 0/1: & and | need no branches)
+INFIX = {
+    "add": "+",
+    "sub": "-",
+    "mul": "*",
+    "div": "/",
+    "lt": "<",
+    "le": "<=",
+    "gt": ">",
+    "ge": ">=",
+    "eq": "==",
+    "ne": "!=",
+    "and": "&",
+    "or": "|",
+}
+#: the elementwise functions a traced graph may call (``Sym.op``)
+FUNCTIONS = ("abs", "exp", "expm1", "log", "log1p", "sqrt", "sinh", "tanh", "floor", "pow")
+
+
+class Emitter:
+    """Writes a traced graph as straight-line code, one named value per node (a node used
+    twice is computed once). A backend (C, Triton) supplies the syntax below."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.names: dict[int, str] = {}
+
+    # --- the backend's syntax -----------------------------------------------------------
+    def literal(self, x: float) -> str:
+        raise NotImplementedError
+
+    def assign(self, name: str, expr: str, boolean: bool) -> str:
+        raise NotImplementedError
+
+    def call(self, fn: str, args: list[str]) -> str:
+        raise NotImplementedError
+
+    def select(self, cond: str, a: str, b: str) -> str:
+        raise NotImplementedError
+
+    def negate(self, cond: str) -> str:
+        raise NotImplementedError
+
+    def isfinite(self, v: str) -> str:
+        raise NotImplementedError
+
+    def const(self, x: float) -> str:
+        """A constant as a value of the compute dtype (a node, or a select's branch)."""
+        return self.literal(x)
+
+    # --- the walk -----------------------------------------------------------------------
+    def value(self, x: Any) -> str:
+        if not isinstance(x, Sym):
+            return self.literal(x)
+        key = id(x)
+        if key not in self.names:
+            expr = self.expr(x)
+            name = f"v{len(self.names)}"
+            self.lines.append(self.assign(name, expr, x.kind == "b"))
+            self.names[key] = name
+        return self.names[key]
+
+    def branch(self, x: Any) -> str:
+        return self.value(x) if isinstance(x, Sym) else self.const(x)
+
+    def expr(self, x: Sym) -> str:
+        op, a = x.op, x.args
+        if op == "r":
+            return "r"
+        if op == "const":
+            return self.const(a[0])
+        if op in INFIX:
+            return f"({self.value(a[0])} {INFIX[op]} {self.value(a[1])})"
+        if op == "neg":
+            return f"(-{self.value(a[0])})"
+        if op == "where":
+            return self.select(self.value(a[0]), self.branch(a[1]), self.branch(a[2]))
+        if op == "not":
+            return self.negate(self.value(a[0]))
+        if op == "isfinite":
+            return self.isfinite(self.value(a[0]))
+        if op == "sign":  # sign(±0) = ±0 and sign(NaN) = NaN, as NumPy
+            v = self.value(a[0])
+            neg = self.select(f"({v} < 0)", self.const(-1.0), v)
+            return self.select(f"({v} > 0)", self.const(1.0), neg)
+        if op in FUNCTIONS:
+            return self.call(op, [self.branch(v) for v in a])
+        raise Untraceable(f"no code for {op}")

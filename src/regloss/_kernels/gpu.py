@@ -1,0 +1,260 @@
+"""GPU kernels generated from the traced definitions, in Triton.
+
+For a loss, :func:`source` writes one Triton module from the definition's graph
+(``trace.py``), the same graph the C kernels come from:
+
+* ``rl_fwd``: reads prediction, target and the optional weight and mask once; r is set to 0
+  where the mask (or ``nan_policy='omit'`` on a NaN target) drops the element; writes
+  ψ(r)·f (f = weight × keep) as the gradient and ρ(r)·f for ``reduction='none'``, and one
+  partial sum of ρ·f and of f per block of ``BLOCK`` elements, which the wrapper adds in
+  float64 (the partial sums of 1,024 the accumulation contract asks for);
+* ``rl_elem``: ρ, ψ and ψ′ of given residuals (ψ′ is the double-backward factor).
+
+Inputs may be float32, float64, float16 or bfloat16; the arithmetic runs in float64 for
+float64 inputs and float32 otherwise, which is also the dtype of ψ·f and ρ·f.
+
+Transcendental functions and the square root come from ``libdevice`` on the GPU (full
+precision; ``tl.exp`` and ``tl.log`` are approximate, ``tl.sqrt_rn`` is float32 only).
+Triton's interpreter (``TRITON_INTERPRET=1``), which runs the kernels on the CPU for
+testing, has no libdevice: there the same names are bound to NumPy's functions.
+Everything else — loads, masks, selects, the block sums — is the generated
+kernel's own code, run by the interpreter exactly as written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import math
+import os
+import sys
+from typing import Any
+
+import numpy as np
+
+from ..losses import Loss
+from .trace import Emitter, Untraceable, trace
+
+__all__ = ["BLOCK", "elementwise", "forward", "source"]
+
+BLOCK = 1024
+
+#: functions taken from libdevice on the GPU (and NumPy in the interpreter)
+_MATH = ("exp", "expm1", "log", "log1p", "sinh", "tanh", "pow", "sqrt")
+
+
+class _Emitter(Emitter):
+    def literal(self, x: float) -> str:
+        if math.isnan(x):
+            raise Untraceable("NaN constant")
+        if math.isinf(x):
+            return "INF" if x > 0 else "(-INF)"
+        return repr(float(x))
+
+    def const(self, x: float) -> str:
+        # typed as the compute dtype (a bare literal in tl.where would make it float32)
+        return f"(zero + {self.literal(x)})"
+
+    def assign(self, name: str, expr: str, boolean: bool) -> str:
+        return f"    {name} = {expr}"
+
+    def call(self, fn: str, args: list[str]) -> str:
+        if fn in ("abs", "floor"):
+            return f"tl.{fn}({args[0]})"
+        return f"M_{fn}({', '.join(args)})"
+
+    def select(self, cond: str, a: str, b: str) -> str:
+        return f"tl.where({cond}, {a}, {b})"
+
+    def negate(self, cond: str) -> str:
+        return f"({cond} == 0)"
+
+    def isfinite(self, v: str) -> str:
+        return f"(({v} == {v}) & (tl.abs({v}) != INF))"
+
+
+_PROLOGUE = """    pid = tl.program_id(0)
+    offs = pid * BLOCK + tl.arange(0, BLOCK)
+    m = offs < n
+    if F64:
+        zero = tl.zeros([BLOCK], dtype=tl.float64)
+    else:
+        zero = tl.zeros([BLOCK], dtype=tl.float32)"""
+
+
+def source(loss: Loss) -> str:
+    """The Triton module of ``loss``'s kernels (``rl_fwd``, ``rl_elem``)."""
+    rho, psi, dpsi = trace(loss.rho), trace(loss.psi), trace(loss.psi_prime)
+    fwd = _Emitter()
+    f_rho, f_psi = fwd.value(rho), fwd.value(psi)
+    el = _Emitter()
+    e_rho, e_psi, e_dpsi = el.value(rho), el.value(psi), el.value(dpsi)
+    binds = "\n".join(f"M_{n} = _FNS['{n}']" for n in _MATH)
+    return f'''"""regloss Triton kernels for {loss!r}; generated from the definition's graph."""
+import triton
+import triton.language as tl
+
+from regloss._kernels.gpu import math_functions as _math_functions
+
+_FNS = _math_functions()
+{binds}
+INF = tl.constexpr(float("inf"))
+
+
+@triton.jit
+def rl_fwd(p_ptr, t_ptr, w_ptr, k_ptr, g_ptr, v_ptr, part_ptr, fpart_ptr, n,
+           HAS_W: tl.constexpr, HAS_K: tl.constexpr, OMIT: tl.constexpr,
+           WANT_G: tl.constexpr, WANT_V: tl.constexpr, F64: tl.constexpr,
+           BLOCK: tl.constexpr):
+{_PROLOGUE}
+    p = tl.load(p_ptr + offs, mask=m, other=0.0).to(zero.dtype)
+    t = tl.load(t_ptr + offs, mask=m, other=0.0).to(zero.dtype)
+    keep = m
+    if HAS_K:
+        keep = keep & (tl.load(k_ptr + offs, mask=m, other=0) != 0)
+    if OMIT:
+        keep = keep & (t == t)
+    r = tl.where(keep, p - t, zero)
+    f = tl.where(keep, zero + 1.0, zero)
+    if HAS_W:
+        f = f * tl.load(w_ptr + offs, mask=m, other=0.0).to(zero.dtype)
+{chr(10).join(fwd.lines)}
+    rho = {f_rho}
+    psi = {f_psi}
+    if WANT_G:
+        tl.store(g_ptr + offs, (psi * f).to(g_ptr.dtype.element_ty), mask=m)
+    if WANT_V:
+        tl.store(v_ptr + offs, (rho * f).to(v_ptr.dtype.element_ty), mask=m)
+    tl.store(part_ptr + pid, tl.sum(tl.where(m, rho * f, zero), axis=0))
+    tl.store(fpart_ptr + pid, tl.sum(f, axis=0))
+
+
+@triton.jit
+def rl_elem(x_ptr, rho_ptr, psi_ptr, dpsi_ptr, n, F64: tl.constexpr, BLOCK: tl.constexpr):
+{_PROLOGUE}
+    r = tl.load(x_ptr + offs, mask=m, other=0.0).to(zero.dtype)
+{chr(10).join(el.lines)}
+    tl.store(rho_ptr + offs, ({e_rho}).to(rho_ptr.dtype.element_ty), mask=m)
+    tl.store(psi_ptr + offs, ({e_psi}).to(psi_ptr.dtype.element_ty), mask=m)
+    tl.store(dpsi_ptr + offs, ({e_dpsi}).to(dpsi_ptr.dtype.element_ty), mask=m)
+'''
+
+
+def interpreting() -> bool:
+    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+
+
+def math_functions() -> dict[str, Any]:
+    """libdevice's functions on the GPU; NumPy's under Triton's interpreter."""
+    if not interpreting():
+        from triton.language.extra import libdevice
+
+        return {n: getattr(libdevice, n) for n in _MATH}
+    import triton.language as tl
+    from triton.runtime.interpreter import TensorHandle
+
+    def wrap(fn: Any) -> Any:
+        def op(*args: Any) -> Any:
+            x = args[0]
+            data = [a.handle.data for a in args]
+            with np.errstate(all="ignore"):
+                out = fn(*data).astype(data[0].dtype, copy=False)
+            return tl.core.tensor(TensorHandle(out, x.handle.dtype.scalar), x.type)
+
+        return op
+
+    table = {n: getattr(np, n) for n in ("exp", "expm1", "log", "log1p", "sinh", "tanh", "sqrt")}
+    table["pow"] = np.power
+    return {n: wrap(fn) for n, fn in table.items()}
+
+
+_MODULES: dict[tuple[str, bool], Any] = {}
+
+
+def module(loss: Loss) -> Any:
+    """The imported kernel module of ``loss`` (generated on first use; cached by content)."""
+    key = (repr(loss) + type(loss).__qualname__, interpreting())
+    mod = _MODULES.get(key)
+    if mod is not None:
+        return mod
+    src = source(loss)
+    digest = hashlib.sha256(src.encode()).hexdigest()[:24]
+    from .c import _cache_dir
+
+    folder = _cache_dir().parent / "triton"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"rl_{digest}.py"
+    if not path.exists():
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(src, encoding="utf-8")
+        os.replace(tmp, path)  # triton.jit reads the source back from the file
+    name = f"regloss_triton_{digest}_{int(key[1])}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    spec.loader.exec_module(mod)
+    _MODULES[key] = mod
+    return mod
+
+
+def _dummy(x: Any) -> Any:
+    return x  # an unused pointer argument (its constexpr flag is off)
+
+
+def forward(
+    loss: Loss,
+    prediction: Any,
+    target: Any,
+    *,
+    weight: Any = None,
+    keep: Any = None,
+    omit: bool = False,
+    want_grad: bool = True,
+    want_value: bool = False,
+) -> tuple[Any, Any, Any, Any]:
+    """``(Σρ·f, Σf, ψ·f or None, ρ·f or None)`` for contiguous torch tensors of one shape
+    (weight and keep too, keep boolean); sums are float64 0-d tensors, ψ·f and ρ·f are in
+    the compute dtype (float64 for float64 inputs, float32 otherwise)."""
+    import torch
+
+    mod = module(loss)
+    n = prediction.numel()
+    f64 = prediction.dtype == torch.float64
+    blocks = max(1, -(-n // BLOCK))
+    acc = torch.float64 if f64 else torch.float32  # also the compute and output dtype
+    part = torch.empty(blocks, dtype=acc, device=prediction.device)
+    fpart = torch.empty(blocks, dtype=acc, device=prediction.device)
+    g = torch.empty_like(prediction, dtype=acc) if want_grad else None
+    v = torch.empty_like(prediction, dtype=acc) if want_value else None
+    mod.rl_fwd[(blocks,)](
+        prediction,
+        target,
+        weight if weight is not None else _dummy(prediction),
+        keep.view(torch.uint8) if keep is not None else _dummy(prediction),
+        g if g is not None else _dummy(prediction),
+        v if v is not None else _dummy(prediction),
+        part,
+        fpart,
+        n,
+        HAS_W=weight is not None,
+        HAS_K=keep is not None,
+        OMIT=omit,
+        WANT_G=want_grad,
+        WANT_V=want_value,
+        F64=f64,
+        BLOCK=BLOCK,
+    )
+    return part.sum(dtype=torch.float64), fpart.sum(dtype=torch.float64), g, v
+
+
+def elementwise(loss: Loss, r: Any) -> tuple[Any, Any, Any]:
+    """(ρ, ψ, ψ′) of a flat contiguous torch tensor of residuals."""
+    import torch
+
+    mod = module(loss)
+    n = r.numel()
+    out = [torch.empty_like(r) for _ in range(3)]
+    blocks = max(1, -(-n // BLOCK))
+    mod.rl_elem[(blocks,)](*[r, *out], n, F64=r.dtype == torch.float64, BLOCK=BLOCK)
+    return out[0], out[1], out[2]
