@@ -480,3 +480,44 @@ def test_sketch_handles_values_spanning_the_float_range() -> None:
     assert stats[:, 0].tolist() == [1, 1, 1, 1, 1, 1, 1]
     assert np.all(lo <= hi)
     assert sk.quantile(0.5) == pytest.approx(0.0, abs=1e-299)
+
+
+def test_plot_sample_is_the_bottom_k_of_every_chunk_together() -> None:
+    """Only keys below the sample's largest are looked at once it is full; the sample is
+    still exactly the 4000 smallest random keys over all rows (bottom-k sampling)."""
+    from regloss.diagnostics._accumulate import OutputAccumulator
+
+    acc = OutputAccumulator()
+    rng = np.random.default_rng(5)
+    pred, target = rng.normal(size=50_000), rng.normal(size=50_000)
+    for start in range(0, 50_000, 6_000):
+        sl = slice(start, start + 6_000)
+        acc.update(pred[sl], target[sl], None, np.arange(50_000)[sl])
+    gen = np.random.default_rng(0)  # the accumulator's generator: seeded, drawn per chunk
+    keys = np.concatenate([gen.random(min(6_000, 50_000 - s)) for s in range(0, 50_000, 6_000)])
+    best = np.sort(np.argsort(keys)[:4000])
+    got = acc.sample[np.argsort(acc.sample[:, 0])]
+    np.testing.assert_array_equal(got[:, 0], np.sort(keys)[:4000])
+    np.testing.assert_array_equal(np.sort(got[:, 1]), np.sort(pred[best]))
+    np.testing.assert_array_equal(np.sort(got[:, 2]), np.sort((pred - target)[best]))
+
+
+def test_sketch_switches_from_dense_to_sorted_bins_without_losing_any() -> None:
+    """Chunks counted densely per sign, then a chunk spanning the float range (sorted
+    bins), merged with a dense sketch: the same bins as one sketch of everything."""
+    from regloss.diagnostics._sketch import RelativeSketch
+
+    a = RNG.normal(size=5000)
+    b = np.array([1e-300, -1e-300, 1e300, -1e300, 0.0, 3.0])
+    c = RNG.laplace(size=3000) * 1e3
+    one = RelativeSketch()
+    one.update(np.concatenate([a, b, c]))
+    step = RelativeSketch()
+    for part in (a, b):
+        step.update(part)
+    dense = RelativeSketch()
+    dense.update(c)
+    step.merge(dense)
+    np.testing.assert_array_equal(step.keys, one.keys)
+    np.testing.assert_allclose(step.stats, one.stats, rtol=1e-12)
+    assert np.all(np.diff(step.keys) > 0) and step.stats[:, 0].sum() == 8006

@@ -24,6 +24,10 @@ class Untraceable(TypeError):
     """The definition used an operation the tracer does not know."""
 
 
+class _UnknownFunction(Untraceable, AttributeError):
+    """``xp.<name>`` that the tracer lacks (an AttributeError too, so ``hasattr`` works)."""
+
+
 #: unary functions every backend provides (C libm / libmvec, Triton's libdevice)
 UNARY = ("abs", "exp", "expm1", "log", "log1p", "sqrt", "sinh", "tanh", "floor", "neg", "sign")
 BINARY = ("add", "sub", "mul", "div")
@@ -172,7 +176,7 @@ class _Namespace:
     def __getattr__(self, name: str) -> Any:
         if name in UNARY:
             return self._unary(name)
-        raise Untraceable(f"xp.{name}")
+        raise _UnknownFunction(f"xp.{name}")
 
     @staticmethod
     def where(cond: Any, a: Any, b: Any) -> Sym:

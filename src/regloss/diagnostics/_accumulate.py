@@ -128,8 +128,12 @@ class OutputAccumulator:
         i = int(np.argmax(np.abs(r)))
         if abs(r[i]) > self.max_abs or self.max_row < 0:
             self.max_abs, self.max_row = float(abs(r[i])), int(rows[i])
-        keys = self.rng.random(r.size)
-        pool = np.concatenate([self.sample, np.column_stack([keys, pred, r])])
+        keys, sp, sr = self.rng.random(r.size), pred, r
+        if self.sample.shape[0] >= self.sample_size:
+            # only keys below the sample's largest can enter the bottom-k: usually a handful
+            enter = np.flatnonzero(keys < self.sample[:, 0].max())
+            keys, sp, sr = keys[enter], pred[enter], r[enter]
+        pool = np.concatenate([self.sample, np.column_stack([keys, sp, sr])])
         if pool.shape[0] > self.sample_size:
             pool = pool[np.argpartition(pool[:, 0], self.sample_size)[: self.sample_size]]
         self.sample = pool

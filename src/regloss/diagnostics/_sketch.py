@@ -43,51 +43,159 @@ def _edges(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.where(zero, 0.0, lower), np.where(zero, 0.0, upper)
 
 
+def _magnitudes(a: np.ndarray) -> np.ndarray:
+    """The bin of each |value| > 0 as the key magnitude (``_keys`` without the sign)."""
+    m, e = np.frexp(a)
+    k = e.astype(np.int64) * (1 << BITS) + np.floor((2.0 * m - 1.0) * (1 << BITS)).astype(np.int64)
+    return k + (1 << 24)
+
+
+def _bin_sums(x: np.ndarray, w: np.ndarray, index: np.ndarray, m: int) -> np.ndarray:
+    """(m, 4) per-bin [count, Σw, Σw·x², Σw·|x|] of values ``x`` in bins ``index``."""
+    with np.errstate(over="ignore"):  # |x| beyond 1e154: x² is inf, as the SSE is
+        squares = w * x * x
+    out = np.empty((m, 4))
+    out[:, 0] = np.bincount(index, minlength=m)
+    out[:, 1] = np.bincount(index, weights=w, minlength=m)
+    out[:, 2] = np.bincount(index, weights=squares, minlength=m)
+    out[:, 3] = np.bincount(index, weights=w * np.abs(x), minlength=m)
+    return out
+
+
+@dataclass
+class _Dense:
+    """Bins of one sign counted densely over the key magnitudes ``[start, start + len)``:
+    a chunk adds its bin sums to a slice (no sort, no merge of key lists)."""
+
+    start: int = 0
+    bins: np.ndarray = field(default_factory=lambda: np.zeros((0, 4)))
+
+    def cover(self, lo: int, hi: int) -> bool:
+        """Grow to cover [lo, hi]; False when that would exceed the dense limit."""
+        if self.bins.shape[0] == 0:
+            self.start, self.bins = lo, np.zeros((hi - lo + 1, 4))
+            return hi - lo < _DENSE_LIMIT
+        new_lo, new_hi = min(lo, self.start), max(hi, self.start + self.bins.shape[0] - 1)
+        if new_hi - new_lo >= _DENSE_LIMIT:
+            return False
+        if new_lo < self.start or new_hi >= self.start + self.bins.shape[0]:
+            grown = np.zeros((new_hi - new_lo + 1, 4))
+            at = self.start - new_lo
+            grown[at : at + self.bins.shape[0]] = self.bins
+            self.start, self.bins = new_lo, grown
+        return True
+
+    def add(self, lo: int, sums: np.ndarray) -> None:
+        at = lo - self.start
+        self.bins[at : at + sums.shape[0]] += sums
+
+    def sparse(self) -> tuple[np.ndarray, np.ndarray]:
+        """(key magnitudes, stats) of the occupied bins, ascending."""
+        used = np.flatnonzero(self.bins[:, 0])
+        return used + self.start, self.bins[used]
+
+
 @dataclass
 class RelativeSketch:
-    """Bins of the values seen so far (see the module docstring), as sorted key and
-    statistics arrays merged with vectorised operations per chunk."""
+    """Bins of the values seen so far (see the module docstring).
 
-    keys: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
-    stats: np.ndarray = field(default_factory=lambda: np.empty((0, 4)))
+    Positive and negative values are counted densely per sign over the key range seen
+    (``_Dense``; O(n) per chunk, a few thousand bins for real residuals); values spanning
+    more than ``_DENSE_LIMIT`` bins (hundreds of binary orders of magnitude) switch the
+    sketch to sorted key and statistics arrays merged per chunk. ``keys`` and ``stats`` are
+    the occupied bins in key order either way.
+    """
+
+    _pos: _Dense = field(default_factory=_Dense)
+    _neg: _Dense = field(default_factory=_Dense)
+    _zero: np.ndarray = field(default_factory=lambda: np.zeros(4))
+    #: (keys, stats) once the dense ranges are exceeded; None while dense
+    _sorted: tuple[np.ndarray, np.ndarray] | None = None
+
+    @property
+    def keys(self) -> np.ndarray:
+        return self._arrays()[0]
+
+    @property
+    def stats(self) -> np.ndarray:
+        return self._arrays()[1]
+
+    def _arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._sorted is not None:
+            return self._sorted
+        pk, ps = self._pos.sparse()
+        nk, ns = self._neg.sparse()
+        keys = [-nk[::-1]]
+        stats = [ns[::-1]]
+        if self._zero[0] > 0:
+            keys.append(np.zeros(1, dtype=np.int64))
+            stats.append(self._zero[None, :])
+        keys.append(pk)
+        stats.append(ps)
+        return np.concatenate(keys).astype(np.int64), np.concatenate(stats).reshape(-1, 4)
 
     def update(self, x: np.ndarray, w: np.ndarray | None = None) -> None:
         if x.size == 0:
             return
         w = np.ones_like(x) if w is None else w
+        if self._sorted is None and self._update_dense(x, w):
+            return
+        self._to_sorted()
         all_keys = _keys(x)
-        lo, hi = int(all_keys.min()), int(all_keys.max())
-        if hi - lo < _DENSE_LIMIT:
-            # Counting over the chunk's key range: O(n), no sort of the values.
-            index, m = all_keys - lo, hi - lo + 1
-            counts = np.bincount(index, minlength=m)
-            used = np.flatnonzero(counts)
-            keys = used + lo
-        else:  # values spanning hundreds of binary orders of magnitude: sort instead
-            keys, index = np.unique(all_keys, return_inverse=True)
-            m = keys.size
-            used = np.arange(m)
-        with np.errstate(over="ignore"):  # |x| beyond 1e154: x² is inf, as the SSE is
-            squares = w * x * x
-        stats = np.column_stack(
-            [
-                np.bincount(index, minlength=m)[used].astype(np.float64),
-                np.bincount(index, weights=w, minlength=m)[used],
-                np.bincount(index, weights=squares, minlength=m)[used],
-                np.bincount(index, weights=w * np.abs(x), minlength=m)[used],
-            ]
-        )
-        self._merge(keys, stats)
+        keys, index = np.unique(all_keys, return_inverse=True)
+        self._merge(keys, _bin_sums(x, w, index, keys.size))
+
+    def _update_dense(self, x: np.ndarray, w: np.ndarray) -> bool:
+        positive = x > 0
+        if positive.all():
+            parts = [(self._pos, x, w)]
+        else:
+            negative = x < 0
+            rest = ~(positive | negative)  # zeros (and NaN, which the readers remove)
+            if rest.any():
+                self._zero += _bin_sums(x[rest], w[rest], np.zeros(int(rest.sum()), np.int64), 1)[0]
+            parts = [(self._pos, x[positive], w[positive]), (self._neg, x[negative], w[negative])]
+        staged = []
+        for dense, xs, ws in parts:
+            if xs.size == 0:
+                continue
+            k = _magnitudes(np.abs(xs))
+            lo, hi = int(k.min()), int(k.max())
+            if not dense.cover(lo, hi):
+                return False
+            staged.append((dense, lo, _bin_sums(xs, ws, k - lo, hi - lo + 1)))
+        for dense, lo, sums in staged:
+            dense.add(lo, sums)
+        return True
+
+    def _to_sorted(self) -> None:
+        if self._sorted is None:
+            self._sorted = self._arrays()
 
     def merge(self, other: RelativeSketch) -> None:
+        if self._sorted is None and other._sorted is None:
+            ok = all(
+                mine.cover(theirs.start, theirs.start + theirs.bins.shape[0] - 1)
+                for mine, theirs in ((self._pos, other._pos), (self._neg, other._neg))
+                if theirs.bins.shape[0]
+            )
+            if ok:
+                for mine, theirs in ((self._pos, other._pos), (self._neg, other._neg)):
+                    if theirs.bins.shape[0]:
+                        mine.add(theirs.start, theirs.bins)
+                self._zero = self._zero + other._zero
+                return
+        self._to_sorted()
         self._merge(other.keys, other.stats)
 
     def _merge(self, keys: np.ndarray, stats: np.ndarray) -> None:
-        union = np.union1d(self.keys, keys)
+        assert self._sorted is not None
+        own_keys, own_stats = self._sorted
+        union = np.union1d(own_keys, keys)
         out = np.zeros((union.size, 4))
-        out[np.searchsorted(union, self.keys)] += self.stats
+        out[np.searchsorted(union, own_keys)] += own_stats
         out[np.searchsorted(union, keys)] += stats
-        self.keys, self.stats = union, out
+        self._sorted = (union, out)
 
     def table(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(lower edges, upper edges, per-bin stats [count, w, w x², w |x|]) sorted by value,
