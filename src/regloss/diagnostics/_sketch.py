@@ -46,8 +46,9 @@ def _edges(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _magnitudes(a: np.ndarray) -> np.ndarray:
     """The bin of each |value| > 0 as the key magnitude (``_keys`` without the sign)."""
     m, e = np.frexp(a)
-    k = e.astype(np.int64) * (1 << BITS) + np.floor((2.0 * m - 1.0) * (1 << BITS)).astype(np.int64)
-    return k + (1 << 24)
+    k: np.ndarray = e.astype(np.int64) * (1 << BITS)
+    k += np.floor((2.0 * m - 1.0) * (1 << BITS)).astype(np.int64) + (1 << 24)
+    return k
 
 
 def _bin_sums(x: np.ndarray, w: np.ndarray, index: np.ndarray, m: int) -> np.ndarray:
