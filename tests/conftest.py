@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import os
 
+# Triton's interpreter must be chosen before triton is first imported (its standard library
+# is decorated at import): the generated GPU kernels run on the CPU in tests/test_triton.py,
+# and anything that imports triton earlier (torch.compile) must not decide it first.
+os.environ.setdefault("TRITON_INTERPRET", "1")
+
 import jax
 from hypothesis import HealthCheck, settings
 

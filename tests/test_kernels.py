@@ -236,3 +236,134 @@ def test_generated_source_is_one_loop_from_the_definition() -> None:
     assert "0x1.0000000000000p+1" in src  # c = 2 as the float32 constant
     assert src.count("for (int64_t i = 0; i < n; i++)") == 3  # fwd, val, elem
     assert os.linesep not in src.replace("\n", "")
+
+
+# --- negative log-likelihoods ---------------------------------------------------------------
+
+NLLS = [
+    pytest.param(name, log, id=f"{name}{'-log' if log else ''}")
+    for name in regloss.available_nll_losses()
+    for log in (False, True)
+]
+
+
+def _nll_spec(name: str, log: bool, **params: Any) -> c.NLLSpec:
+    from regloss.losses import get_nll_loss
+
+    return c.NLLSpec(get_nll_loss(name, **params), log)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize(("name", "log"), NLLS)
+def test_generated_nll_kernels_equal_the_definition_over_the_range(
+    name: str, log: bool, dtype: Any
+) -> None:
+    """Each (r, s) pair of a grid from the subnormals to finfo.max (s below eps included:
+    the floor) through the kernel, one element per call: the value and both derivatives
+    equal the definition's (itself held to mpmath in test_range) to a few ulps."""
+    from regloss.losses._nll import in_form
+
+    spec = _nll_spec(name, log, eps=1e-6)
+    k = c._build(c.nll_source(spec, DTYPES[dtype]), DTYPES[dtype])
+    fi = np.finfo(dtype)
+    mags = np.geomspace(float(fi.smallest_normal), float(fi.max) / 4, 25).astype(dtype)
+    r = np.concatenate([[0.0], mags, -mags]).astype(dtype)
+    s = (
+        np.concatenate([np.linspace(-80, 80, 17), [0.0]])
+        if log
+        else np.concatenate([[0.0, 1e-9], mags])
+    )
+    s = s.astype(dtype)
+    rr, ss = (a.ravel().copy() for a in np.meshgrid(r, s))
+    zero = np.zeros_like(rr)
+    d_r, d_s = np.empty_like(rr), np.empty_like(rr)
+    k.nll_fwd(
+        rr.ctypes.data,
+        zero.ctypes.data,
+        ss.ctypes.data,
+        d_r.ctypes.data,
+        d_s.ctypes.data,
+        rr.size,
+        1,
+    )
+    item = rr.itemsize
+    value = np.array(
+        [
+            k.nll_val(
+                rr.ctypes.data + i * item,
+                zero.ctypes.data + i * item,
+                ss.ctypes.data + i * item,
+                1,
+                1,
+            )
+            for i in range(rr.size)
+        ]
+    )
+    fns = in_form(spec.nll, log)
+    floor = np.log(dtype(spec.nll.eps)) if log else dtype(spec.nll.eps)
+    v = np.maximum(ss, floor).astype(dtype)
+    with np.errstate(all="ignore"):
+        want = [fns.value(rr, v), *fns.grad(rr, v)]
+    rtol = 4e-6 if dtype == np.float32 else 1e-13
+    for got, ref, what in zip((value, d_r, d_s), want, ("value", "d/dr", "d/ds")):
+        ref = ref.astype(np.float64)
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(ref), err_msg=what)
+        np.testing.assert_array_equal(np.isinf(got), np.isinf(ref), err_msg=what)
+        ok = np.isfinite(ref)
+        tiny = float(fi.smallest_normal) * rtol
+        np.testing.assert_allclose(got[ok], ref[ok], rtol=rtol, atol=tiny, err_msg=what)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize(("name", "log"), NLLS)
+def test_nll_front_ends_with_kernels_equal_eager(
+    monkeypatch: pytest.MonkeyPatch, name: str, log: bool, dtype: torch.dtype
+) -> None:
+    import regloss.torch as rt
+
+    spec = _nll_spec(name, log)
+    c.kernel(spec, "float32" if dtype == torch.float32 else "float64", wait=True)
+    g = torch.Generator().manual_seed(4)
+    x = 3 * torch.randn(70_001, generator=g, dtype=dtype)
+    t = torch.randn(70_001, generator=g, dtype=dtype)
+    s = (
+        torch.randn(70_001, generator=g, dtype=dtype)
+        if log
+        else torch.rand(70_001, generator=g, dtype=dtype) + 0.05
+    )
+    flag = {"log_var" if name == "gaussian_nll" else "log_scale": log}
+    fn = rt.gaussian_nll_loss if name == "gaussian_nll" else rt.laplace_nll_loss
+
+    def step(reduction: str) -> list[torch.Tensor]:
+        xa, sa = x.clone().requires_grad_(), s.clone().requires_grad_()
+        value = fn(xa, t, sa, reduction=reduction, **flag)
+        return [value.detach(), *torch.autograd.grad(value, (xa, sa))]
+
+    rtol = 2e-6 if dtype == torch.float32 else 1e-12
+    for reduction in ("mean", "sum"):
+        got = step(reduction)
+        want = _eager(monkeypatch, lambda red=reduction: step(red))
+        for a, b in zip(got, want):
+            torch.testing.assert_close(a, b, rtol=rtol, atol=1e-30)
+    arrays = [a.numpy() for a in (x, t, s)]
+    got_np = rnp.nll_value_and_grads(name, *arrays, **flag)
+    want_np = _eager(monkeypatch, lambda: rnp.nll_value_and_grads(name, *arrays, **flag))
+    for a, b in zip(got_np, want_np):
+        np.testing.assert_allclose(a, b, rtol=rtol, atol=1e-30)
+
+
+def test_nll_kernels_only_where_they_apply(monkeypatch: pytest.MonkeyPatch) -> None:
+    import regloss.torch as rt
+    from regloss import _reduce
+
+    calls: list[Any] = []
+    real = _reduce.fused_nll
+    monkeypatch.setattr(
+        _reduce, "fused_nll", lambda *a, **k: calls.append(real(*a, **k)) or calls[-1]
+    )
+    x, t, v = torch.randn(6), torch.randn(6), torch.rand(6) + 0.5
+    rt.gaussian_nll_loss(x, t, v, beta=0.5)  # beta-weights: eager
+    rt.gaussian_nll_loss(x, t, v, weight=torch.rand(6))  # weights: eager
+    rt.gaussian_nll_loss(x, t, v[:1], broadcast=True)  # a broadcast scale input: eager
+    rt.gaussian_nll_loss(x, t, v.double())  # mixed dtypes: eager
+    assert all(r is None for r in calls)

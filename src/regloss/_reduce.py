@@ -24,7 +24,14 @@ from __future__ import annotations
 import math
 from typing import Any, NamedTuple
 
-from ._kernels import TRITON_DEVICES, fused, fused_into, gpu_forward, kernel_threads
+from ._kernels import (
+    TRITON_DEVICES,
+    fused,
+    fused_into,
+    fused_nll,
+    gpu_forward,
+    kernel_threads,
+)
 from ._namespace import astype, promoted_dtype
 from ._numerics import stop_gradient
 from ._typing import Array
@@ -315,6 +322,11 @@ def nll_forward(
     xp: Any, nll: NLLLoss, prep: Prepared, s: Array, *, log_input: bool, need_grad: bool
 ) -> NLLForward:
     """Loss total and analytic gradients of an NLL loss with scale input ``s``."""
+    if prep.weight is None and prep.keep is None and prep.reduction != "none":
+        dtype = compute_dtype(xp, prep)
+        kernel = fused_nll(nll, log_input, xp, prep, s, dtype, need_grad)
+        if kernel is not None:  # one generated pass (regloss._kernels)
+            return NLLForward(kernel[0], _scale(xp, prep, None), kernel[1], kernel[2])
     r, v, f, scale = nll_parts(xp, nll, prep, s, log_input=log_input, differentiable=False)
     fns = in_form(nll, log_input)
     value = fns.value(r, v)

@@ -12,7 +12,14 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["TRITON_DEVICES", "fused", "fused_into", "gpu_forward", "kernel_threads"]
+__all__ = [
+    "TRITON_DEVICES",
+    "fused",
+    "fused_into",
+    "fused_nll",
+    "gpu_forward",
+    "kernel_threads",
+]
 
 _REGISTERED: frozenset[type] | None = None
 
@@ -47,6 +54,34 @@ def _torch_ok(torch: Any, p: Any, t: Any) -> bool:
     )
 
 
+def _pointer(xp: Any, p: Any, t: Any, *more: Any) -> Any:
+    """A function giving the address of each array, or None when the arrays are not plain
+    contiguous CPU arrays of one library (then no kernel applies)."""
+    arrays = (p, t, *more)
+    name = xp.__name__
+    if name == "torch":
+        if not _torch_ok(xp, p, t) or not all(
+            type(a) is xp.Tensor and a.is_contiguous() for a in more
+        ):
+            return None
+        return lambda x: int(x.data_ptr())
+    if name == "numpy":
+        if not all(a.flags.c_contiguous for a in arrays):
+            return None
+        return lambda x: int(x.ctypes.data)
+    return None
+
+
+def _size(xp: Any, p: Any) -> int:
+    return int(p.numel()) if xp.__name__ == "torch" else int(p.size)
+
+
+def _total(xp: Any, total: float, dtype: Any) -> Any:
+    if xp.__name__ == "torch":
+        return xp.tensor(total, dtype=dtype)
+    return xp.asarray(total, dtype=dtype)
+
+
 def fused(loss: Any, xp: Any, prep: Any, dtype: Any, need_psi: bool) -> tuple[Any, Any] | None:
     """``(Σρ as a 0-d array of dtype, ψ or None)`` from the generated kernel, or None."""
     from . import c
@@ -56,39 +91,54 @@ def fused(loss: Any, xp: Any, prep: Any, dtype: Any, need_psi: bool) -> tuple[An
     p, t = prep.prediction, prep.target
     if p.dtype != dtype or t.dtype != dtype or tuple(p.shape) != tuple(t.shape):
         return None
-    name = xp.__name__
-    if name == "torch":
-        if not _torch_ok(xp, p, t):
-            return None
-
-        def ptr(x: Any) -> int:
-            return int(x.data_ptr())
-
-    elif name == "numpy":
-        if not (p.flags.c_contiguous and t.flags.c_contiguous):
-            return None
-
-        def ptr(x: Any) -> int:
-            return int(x.ctypes.data)
-
-    else:
-        return None
+    ptr = _pointer(xp, p, t)
     dt = _dtype_name(xp, dtype)
-    if dt is None:
+    if ptr is None or dt is None:
         return None
     k = c.kernel(loss, dt)
     if k is None:
         return None
-    n = int(p.numel()) if name == "torch" else int(p.size)
+    n = _size(xp, p)
     if need_psi:
         psi = xp.empty_like(p)
         total = k.fwd(ptr(p), ptr(t), ptr(psi), n, 1.0, c.threads())
     else:
         psi = None
         total = k.val(ptr(p), ptr(t), n, c.threads())
-    if name == "torch":
-        return xp.tensor(total, dtype=dtype), psi
-    return xp.asarray(total, dtype=dtype), psi
+    return _total(xp, total, dtype), psi
+
+
+def fused_nll(
+    nll: Any, log_input: bool, xp: Any, prep: Any, s: Any, dtype: Any, need_grad: bool
+) -> tuple[Any, Any, Any] | None:
+    """``(Σ value, d/dr, d/ds)`` of an NLL loss from its generated kernel (no weight, mask
+    or β-weights; the scale input of the prediction's shape and dtype), or None."""
+    from ..losses._nll import _NLL_REGISTRY
+    from . import c
+
+    if type(nll) not in _NLL_REGISTRY.values() or float(getattr(nll, "beta", 0.0)) != 0.0:
+        return None
+    p, t = prep.prediction, prep.target
+    if (
+        p.dtype != dtype
+        or t.dtype != dtype
+        or s.dtype != dtype
+        or not tuple(p.shape) == tuple(t.shape) == tuple(s.shape)
+    ):
+        return None
+    ptr = _pointer(xp, p, t, s)
+    dt = _dtype_name(xp, dtype)
+    if ptr is None or dt is None:
+        return None
+    k = c.kernel(c.NLLSpec(nll, log_input), dt)  # type: ignore[arg-type]
+    if k is None:
+        return None
+    n = _size(xp, p)
+    if not need_grad:
+        return _total(xp, k.nll_val(ptr(p), ptr(t), ptr(s), n, c.threads()), dtype), None, None
+    d_r, d_s = xp.empty_like(p), xp.empty_like(p)
+    total = k.nll_fwd(ptr(p), ptr(t), ptr(s), ptr(d_r), ptr(d_s), n, c.threads())
+    return _total(xp, total, dtype), d_r, d_s
 
 
 def fused_into(loss: Any, prep: Any, out: Any) -> Any:

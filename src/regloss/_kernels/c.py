@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import math
 import os
 import shutil
 import subprocess
@@ -35,7 +36,7 @@ import numpy as np
 from ..losses import Loss
 from .trace import Emitter, Untraceable, trace
 
-__all__ = ["CKernel", "kernel", "status"]
+__all__ = ["CKernel", "NLLSpec", "kernel", "status"]
 
 #: libm functions with a libmvec vector variant (the others are instructions or selects)
 _VECTOR_FNS = ("exp", "expm1", "log", "log1p", "sinh", "tanh", "pow")
@@ -69,6 +70,10 @@ LIBS = ("-lmvec", "-lm")
 MAX_PER_CLASS = 16
 #: below this many elements a thread team costs more than it saves
 PARALLEL_FROM = 1 << 16
+_PARALLEL = (
+    "#pragma omp parallel for simd reduction(+:acc) num_threads(nt) "
+    f"if(n >= {PARALLEL_FROM}) schedule(static)"
+)
 
 
 class _Emitter(Emitter):
@@ -128,10 +133,7 @@ def source(loss: Loss, dtype: str) -> str:
     used = set().union(*(e.used for e, _ in bodies.values()))
     head = _Emitter(dtype)
     head.used = used
-    parallel = (
-        "#pragma omp parallel for simd reduction(+:acc) num_threads(nt) "
-        f"if(n >= {PARALLEL_FROM}) schedule(static)"
-    )
+    parallel = _PARALLEL
     fwd_e, (f_rho, f_psi) = bodies["fwd"]
     val_e, (v_rho,) = bodies["val"]
     el_e, (e_rho, e_psi, e_dpsi) = bodies["elem"]
@@ -179,6 +181,67 @@ void rl_elem(const {t}* restrict x, {t}* restrict rho, {t}* restrict psi,
 
 
 @dataclass(frozen=True)
+class NLLSpec:
+    """An NLL loss and whether its third input is a logarithm: the key of its kernel."""
+
+    nll: Any
+    log_input: bool
+    name: str = "nll"
+
+    def __repr__(self) -> str:
+        return f"{self.nll!r}{' log input' if self.log_input else ''}"
+
+
+def nll_source(spec: NLLSpec, dtype: str) -> str:
+    """The C source of an NLL loss's kernels: r = p − q, v = max(s, floor) (the floor is
+    eps, or log eps for a log input; NaN passes), Σ value(r, v) in double, d/dr and d/dv."""
+    from ..losses._nll import in_form
+
+    fns = in_form(spec.nll, spec.log_input)
+    value = trace(fns.value, ("r", "v"))
+    d_r, d_v = trace(fns.grad, ("r", "v"))
+    t = _CTYPE[dtype]
+    fwd, val = _Emitter(dtype), _Emitter(dtype)
+    f_val, f_dr, f_dv = fwd.value(value), fwd.value(d_r), fwd.value(d_v)
+    v_val = val.value(value)
+    head = _Emitter(dtype)
+    head.used = fwd.used | val.used
+    floor = head.literal(math.log(spec.nll.eps) if spec.log_input else spec.nll.eps)
+    load = f"      const {t} r = p[i] - q[i];\n      const {t} v = s[i] < {floor} ? {floor} : s[i];"
+    return f"""/* regloss NLL kernel: {spec!r}, {dtype}; generated from the definition's graph */
+#include <math.h>
+#include <stdint.h>
+{head.declarations()}
+
+double rl_nll_fwd(const {t}* restrict p, const {t}* restrict q, const {t}* restrict s,
+                  {t}* restrict dr, {t}* restrict dv, int64_t n, int nt) {{
+  double acc = 0.0;
+  {_PARALLEL}
+  for (int64_t i = 0; i < n; i++) {{
+{load}
+{chr(10).join(fwd.lines)}
+      acc += (double){f_val};
+      dr[i] = {f_dr};
+      dv[i] = {f_dv};
+  }}
+  return acc;
+}}
+
+double rl_nll_val(const {t}* restrict p, const {t}* restrict q, const {t}* restrict s,
+                  int64_t n, int nt) {{
+  double acc = 0.0;
+  {_PARALLEL}
+  for (int64_t i = 0; i < n; i++) {{
+{load}
+{chr(10).join(val.lines)}
+      acc += (double){v_val};
+  }}
+  return acc;
+}}
+"""
+
+
+@dataclass(frozen=True)
 class CKernel:
     """A compiled kernel for one loss and dtype; pointers are raw addresses of contiguous
     arrays of that dtype (the callers check)."""
@@ -196,6 +259,13 @@ class CKernel:
 
     def elem(self, r: int, rho: int, psi: int, dpsi: int, n: int) -> None:
         self.lib.rl_elem(r, rho, psi, dpsi, n)
+
+    def nll_fwd(self, p: int, t: int, s: int, dr: int, dv: int, n: int, threads: int) -> float:
+        """Σ value(p − t, floored s) in double; writes d/dr and d/ds."""
+        return float(self.lib.rl_nll_fwd(p, t, s, dr, dv, n, threads))
+
+    def nll_val(self, p: int, t: int, s: int, n: int, threads: int) -> float:
+        return float(self.lib.rl_nll_val(p, t, s, n, threads))
 
 
 _LOCK = threading.Lock()
@@ -262,13 +332,18 @@ def _build(src: str, dtype: str) -> CKernel:
             os.replace(out, so)  # atomic: concurrent builders agree on one file
     lib = ctypes.CDLL(str(so))
     t = ctypes.c_float if dtype == "float32" else ctypes.c_double
-    vp, i64, ci = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int
-    lib.rl_fwd.restype = ctypes.c_double
-    lib.rl_fwd.argtypes = [vp, vp, vp, i64, t, ci]
-    lib.rl_val.restype = ctypes.c_double
-    lib.rl_val.argtypes = [vp, vp, i64, ci]
-    lib.rl_elem.restype = None
-    lib.rl_elem.argtypes = [vp, vp, vp, vp, i64]
+    vp, i64, ci, dbl = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int, ctypes.c_double
+    signatures = {
+        "rl_fwd": (dbl, [vp, vp, vp, i64, t, ci]),
+        "rl_val": (dbl, [vp, vp, i64, ci]),
+        "rl_elem": (None, [vp, vp, vp, vp, i64]),
+        "rl_nll_fwd": (dbl, [vp, vp, vp, vp, vp, i64, ci]),
+        "rl_nll_val": (dbl, [vp, vp, vp, i64, ci]),
+    }
+    for name, (restype, argtypes) in signatures.items():
+        if hasattr(lib, name):
+            fn = getattr(lib, name)
+            fn.restype, fn.argtypes = restype, argtypes
     return CKernel(lib, dtype, time.perf_counter() - start)
 
 
@@ -316,7 +391,8 @@ def _build_into(key: tuple[Any, ...], loss: Loss, dtype: str) -> None:
     result: CKernel | None = None
     label = f"{loss!r} {dtype}"
     try:
-        result = _build(source(loss, dtype), dtype)
+        src = nll_source(loss, dtype) if isinstance(loss, NLLSpec) else source(loss, dtype)
+        result = _build(src, dtype)
         _STATUS[label] = f"ready in {result.compile_s:.3f} s"
     except Untraceable as exc:
         _STATUS[label] = f"not traceable: {exc}"

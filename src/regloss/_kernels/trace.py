@@ -257,14 +257,18 @@ def _as_node(x: Any) -> Sym:
     return Sym("const", (_const(x),))
 
 
-def trace(fn: Callable[[Any], Any]) -> Sym:
-    """The graph of ``fn(r)`` for a symbolic residual ``r`` (node ``Sym('r', ())``)."""
+def trace(fn: Callable[..., Any], inputs: tuple[str, ...] = ("r",)) -> Any:
+    """The graph of ``fn(r)`` for a symbolic residual ``r`` (node ``Sym('r', ())``); with
+    ``inputs=("r", "v")`` of ``fn(r, v)`` (the NLLs' scale input), whose result may be a
+    tuple of graphs (``grad``)."""
     try:
-        out = fn(Sym("r", ()))
+        out = fn(*(Sym(name, ()) for name in inputs))
     except Untraceable:
         raise
     except (TypeError, AttributeError, ValueError) as exc:
         raise Untraceable(f"{type(exc).__name__}: {exc}") from exc
+    if isinstance(out, tuple):
+        return tuple(_as_node(o) for o in out)
     return _as_node(out)
 
 
@@ -346,8 +350,8 @@ class Emitter:
 
     def expr(self, x: Sym) -> str:
         op, a = x.op, x.args
-        if op == "r":
-            return "r"
+        if op in ("r", "v"):  # the inputs: residual, and an NLL's (floored) scale input
+            return op
         if op == "const":
             return self.const(a[0])
         if op in INFIX:
