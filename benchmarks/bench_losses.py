@@ -35,6 +35,7 @@ from regloss._bench import (
     Cell,
     alternate,
     fmt_seconds,
+    prepare_kernels,
     size_label,
     torch_cells,
     torch_peers,
@@ -144,7 +145,12 @@ def main() -> None:
     sizes = [n for n in SIZES if n <= 2**args.max_log2]
     if args.quick:
         sizes = [n for n in sizes if n in (3, 2**12, 2**16, 2**20)]
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, forward+backward\n")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, forward+backward")
+    built = prepare_kernels(("float32", "float64"))
+    print(
+        f"generated kernels ready: {len(built)} (build or load, slowest "
+        f"{max(built.values(), default=0.0):.2f} s)\n"
+    )
     if args.section in ("peers", "all"):
         peers(sizes, args.quick)
     if args.section in ("robust", "all"):

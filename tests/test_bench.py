@@ -117,6 +117,7 @@ def _bench_cli(capsys: Any, *argv: str) -> tuple[int, str, str]:
 def test_cli_bench_prints_every_section(capsys: Any) -> None:
     code, out, err = _bench_cli(capsys)
     assert code == 0 and err == ""
+    assert "generated kernels: none (disabled by REGLOSS_KERNELS=0)" in out  # the suite's
     assert "NumPy value_and_grad(out=), N = 2^6 float32: copy bandwidth" in out
     for name in ("mse", "l1", "huber", "smooth_l1", "gaussian_nll"):
         assert f"| {name} | 3 | no |" in out and f"| {name} | 3 | yes |" in out
@@ -161,3 +162,11 @@ class _no_exit:
 
     def __exit__(self, *exc: Any) -> bool:
         return False
+
+
+def test_prepare_kernels_builds_every_loss_and_nll(monkeypatch: Any) -> None:
+    monkeypatch.setenv("REGLOSS_KERNELS", "1")
+    built = _bench.prepare_kernels()
+    names = regloss.available_losses() + regloss.available_nll_losses()
+    assert len(built) == len(names) and all(t >= 0 for t in built.values())
+    assert all(any(key.startswith(n + "(") for key in built) for n in names)

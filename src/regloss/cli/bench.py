@@ -57,6 +57,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.set_defaults(run=run)
 
 
+def _kernel_reason() -> str:
+    from .._kernels import c
+
+    reasons = set(c.status().values())
+    return "; ".join(sorted(reasons)) or "not built"
+
+
 def _row(cells: list[str]) -> str:
     return "| " + " | ".join(cells) + " |"
 
@@ -70,6 +77,15 @@ def run(args: argparse.Namespace) -> int:
     top = 1 << args.max_log2
     has_torch = importlib.util.find_spec("torch") is not None
     print(f"regloss {__version__}, numpy {np.__version__}, Python {platform.python_version()}")
+    built = _bench.prepare_kernels()
+    if built:
+        slowest = max(built.values())
+        print(
+            f"generated kernels: {len(built)} ready (slowest build or load {slowest:.2f} s; "
+            "later runs load them from the disk cache)"
+        )
+    else:
+        print(f"generated kernels: none ({_kernel_reason()}); regloss computes eagerly")
     if "numpy" in sections:
         n = min(1 << 22, top)
         frac = _bench.numpy_bandwidth(["mse", "huber"], n, np.float32, seconds=4 * args.seconds)
