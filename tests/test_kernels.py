@@ -9,6 +9,7 @@ and built synchronously.
 from __future__ import annotations
 
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -367,3 +368,19 @@ def test_nll_kernels_only_where_they_apply(monkeypatch: pytest.MonkeyPatch) -> N
     rt.gaussian_nll_loss(x, t, v[:1], broadcast=True)  # a broadcast scale input: eager
     rt.gaussian_nll_loss(x, t, v.double())  # mixed dtypes: eager
     assert all(r is None for r in calls)
+
+
+def test_a_forked_child_requests_pending_kernels_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """After a fork the child has no build thread: pending builds are forgotten (and asked
+    for again), and the lock is fresh."""
+    loss = get_loss("fair", c=0.77)
+    key = (type(loss), repr(loss), "float64")
+    monkeypatch.setattr(c, "_PENDING", {key: object()})
+    monkeypatch.setattr(c, "_PER_CLASS", {type(loss): 1})
+    held = threading.Lock()
+    held.acquire()  # as if the fork happened while the parent held the lock
+    monkeypatch.setattr(c, "_LOCK", held)
+    c._after_fork_in_child()
+    assert c._PENDING == {} and c._PER_CLASS[type(loss)] == 0
+    assert c._LOCK is not held and c._LOCK.acquire(timeout=1)
+    c._LOCK.release()

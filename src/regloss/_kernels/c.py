@@ -387,6 +387,21 @@ _MISSING = object()
 _PENDING: dict[tuple[Any, ...], threading.Thread] = {}
 
 
+def _after_fork_in_child() -> None:
+    """A forked child (DataLoader workers, multiprocessing) has none of the parent's
+    threads: a lock held or a build pending at the fork would otherwise never be released
+    or finish there. Built kernels stay loaded; pending ones are requested again."""
+    global _LOCK
+    _LOCK = threading.Lock()
+    for key in list(_PENDING):
+        _PENDING.pop(key)
+        _PER_CLASS[key[0]] = max(0, _PER_CLASS.get(key[0], 1) - 1)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def _build_into(key: tuple[Any, ...], loss: Loss, dtype: str) -> None:
     result: CKernel | None = None
     label = f"{loss!r} {dtype}"
