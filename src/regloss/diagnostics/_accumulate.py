@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._sketch import RelativeSketch
+from ._sketch import RelativeSketch, _magnitudes
 
 __all__ = ["EXACT_LIMIT", "OutputAccumulator"]
 
@@ -92,8 +92,10 @@ class OutputAccumulator:
             wr2 = wr * r  # the contributions the top-k heap ranks, too
             self._add_sums(w, wr, wr2, d, d2, dy)
         self.n += r.size
-        self.sketch.update(r)
-        self.abs_sketch.update(np.abs(r), w)
+        a = np.abs(r)
+        k = _magnitudes(a)  # the bins of r and of |r| share their magnitudes
+        self.sketch.update(r, magnitudes=k)
+        self.abs_sketch.update(a, weight, magnitudes=k)
         with np.errstate(over="ignore", invalid="ignore"):
             self.centred.update(r - self.shift_r)
         self._track(pred, target, r, wr2, rows)

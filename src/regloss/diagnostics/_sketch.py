@@ -43,23 +43,44 @@ def _edges(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.where(zero, 0.0, lower), np.where(zero, 0.0, upper)
 
 
+_TINY = float(np.finfo(np.float64).tiny)
+#: the key magnitude of a normal float64 |x| is its exponent and top BITS mantissa bits,
+#: (bits >> (52 - BITS)), renumbered to the frexp-based keys of ``_keys``
+_KEY_OFFSET = (1 << 24) - 1022 * (1 << BITS)
+
+
 def _magnitudes(a: np.ndarray) -> np.ndarray:
-    """The bin of each |value| > 0 as the key magnitude (``_keys`` without the sign)."""
-    m, e = np.frexp(a)
-    k: np.ndarray = e.astype(np.int64) * (1 << BITS)
-    k += np.floor((2.0 * m - 1.0) * (1 << BITS)).astype(np.int64) + (1 << 24)
+    """The bin of each value of ``a`` (|x| > 0, float64) as the key magnitude (``_keys``
+    without the sign): read off the float's bits in two passes; subnormals (bins of
+    relative width need frexp there) are rare and computed as ``_keys`` does."""
+    a = np.ascontiguousarray(a, dtype=np.float64)
+    k: np.ndarray = a.view(np.int64) >> (52 - BITS)
+    k += _KEY_OFFSET
+    small = a < _TINY
+    if small.any():
+        m, e = np.frexp(a[small])
+        k[small] = (
+            e.astype(np.int64) * (1 << BITS)
+            + np.floor((2.0 * m - 1.0) * (1 << BITS)).astype(np.int64)
+            + (1 << 24)
+        )
     return k
 
 
-def _bin_sums(x: np.ndarray, w: np.ndarray, index: np.ndarray, m: int) -> np.ndarray:
-    """(m, 4) per-bin [count, Σw, Σw·x², Σw·|x|] of values ``x`` in bins ``index``."""
-    with np.errstate(over="ignore"):  # |x| beyond 1e154: x² is inf, as the SSE is
-        squares = w * x * x
+def _bin_sums(x: np.ndarray, w: np.ndarray | None, index: np.ndarray, m: int) -> np.ndarray:
+    """(m, 4) per-bin [count, Σw, Σw·x², Σw·|x|] of values ``x`` in bins ``index``
+    (w None: every weight 1, one bincount fewer)."""
     out = np.empty((m, 4))
     out[:, 0] = np.bincount(index, minlength=m)
-    out[:, 1] = np.bincount(index, weights=w, minlength=m)
-    out[:, 2] = np.bincount(index, weights=squares, minlength=m)
-    out[:, 3] = np.bincount(index, weights=w * np.abs(x), minlength=m)
+    with np.errstate(over="ignore"):  # |x| beyond 1e154: x² is inf, as the SSE is
+        if w is None:
+            out[:, 1] = out[:, 0]
+            out[:, 2] = np.bincount(index, weights=x * x, minlength=m)
+            out[:, 3] = np.bincount(index, weights=np.abs(x), minlength=m)
+        else:
+            out[:, 1] = np.bincount(index, weights=w, minlength=m)
+            out[:, 2] = np.bincount(index, weights=w * x * x, minlength=m)
+            out[:, 3] = np.bincount(index, weights=w * np.abs(x), minlength=m)
     return out
 
 
@@ -135,36 +156,45 @@ class RelativeSketch:
         stats.append(ps)
         return np.concatenate(keys).astype(np.int64), np.concatenate(stats).reshape(-1, 4)
 
-    def update(self, x: np.ndarray, w: np.ndarray | None = None) -> None:
+    def update(
+        self, x: np.ndarray, w: np.ndarray | None = None, *, magnitudes: np.ndarray | None = None
+    ) -> None:
+        """Add values ``x`` (weights ``w``, default 1). ``magnitudes``: ``_magnitudes(|x|)``
+        when the caller has it already (|r| and r share it)."""
         if x.size == 0:
             return
-        w = np.ones_like(x) if w is None else w
-        if self._sorted is None and self._update_dense(x, w):
+        if self._sorted is None and self._update_dense(x, w, magnitudes):
             return
         self._to_sorted()
         all_keys = _keys(x)
         keys, index = np.unique(all_keys, return_inverse=True)
         self._merge(keys, _bin_sums(x, w, index, keys.size))
 
-    def _update_dense(self, x: np.ndarray, w: np.ndarray) -> bool:
+    def _update_dense(self, x: np.ndarray, w: np.ndarray | None, k: np.ndarray | None) -> bool:
         positive = x > 0
+        parts: list[tuple[_Dense, np.ndarray, np.ndarray | None, np.ndarray | None]]
         if positive.all():
-            parts = [(self._pos, x, w)]
+            parts = [(self._pos, x, w, k)]
         else:
             negative = x < 0
             rest = ~(positive | negative)  # zeros (and NaN, which the readers remove)
             if rest.any():
-                self._zero += _bin_sums(x[rest], w[rest], np.zeros(int(rest.sum()), np.int64), 1)[0]
-            parts = [(self._pos, x[positive], w[positive]), (self._neg, x[negative], w[negative])]
+                n = int(rest.sum())
+                ws = None if w is None else w[rest]
+                self._zero += _bin_sums(x[rest], ws, np.zeros(n, np.int64), 1)[0]
+            parts = [
+                (dense, x[sel], None if w is None else w[sel], None if k is None else k[sel])
+                for dense, sel in ((self._pos, positive), (self._neg, negative))
+            ]
         staged = []
-        for dense, xs, ws in parts:
+        for dense, xs, ws, ks in parts:
             if xs.size == 0:
                 continue
-            k = _magnitudes(np.abs(xs))
-            lo, hi = int(k.min()), int(k.max())
+            ks = _magnitudes(np.abs(xs)) if ks is None else ks
+            lo, hi = int(ks.min()), int(ks.max())
             if not dense.cover(lo, hi):
                 return False
-            staged.append((dense, lo, _bin_sums(xs, ws, k - lo, hi - lo + 1)))
+            staged.append((dense, lo, _bin_sums(xs, ws, ks - lo, hi - lo + 1)))
         for dense, lo, sums in staged:
             dense.add(lo, sums)
         return True

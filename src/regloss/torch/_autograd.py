@@ -31,6 +31,7 @@ from .._validate import Prepared
 from ..losses import Loss
 from ..losses._base import AutodiffForm
 from ..losses._nll import LogForm, NLLLoss, in_form
+from . import _ops
 
 __all__ = ["apply_loss", "apply_nll"]
 
@@ -280,6 +281,12 @@ def _run(loss: Loss, prep: Prepared, tensors: tuple[Any, ...], meta: _Meta) -> t
         fw = _reduce.forward(_Differentiable(loss), torch, prep, need_psi=False)
         return fw.value  # type: ignore[no-any-return]
     if torch.compiler.is_compiling():
+        if _ops.usable(loss, prep):
+            # one opaque op in the graph: regloss's generated kernels at run time
+            value: torch.Tensor = _ops.loss_forward(
+                prep.prediction, prep.target, _ops.key_of(loss), meta.reduction
+            )[0]
+            return value
         out = _LossFunction.apply(*tensors, loss, meta)  # type: ignore[no-untyped-call]
     else:
         out = _fast_apply(*tensors, loss, meta)
