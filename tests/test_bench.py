@@ -170,3 +170,15 @@ def test_prepare_kernels_builds_every_loss_and_nll(monkeypatch: Any) -> None:
     names = regloss.available_losses() + regloss.available_nll_losses()
     assert len(built) == len(names) and all(t >= 0 for t in built.values())
     assert all(any(key.startswith(n + "(") for key in built) for n in names)
+
+
+def test_cli_bench_says_why_there_are_no_kernels(capsys: Any, monkeypatch: Any) -> None:
+    monkeypatch.setenv("REGLOSS_KERNELS", "1")
+    monkeypatch.setenv("CC", "/nonexistent/cc")
+    from regloss._kernels import c
+
+    monkeypatch.setattr(c, "_KERNELS", {})
+    monkeypatch.setattr(c, "_PER_CLASS", {})
+    code, out, _ = _bench_cli(capsys, "--section", "numpy")
+    assert code == 0
+    assert "generated kernels: none (no C compiler: set CC, or install gcc)" in out

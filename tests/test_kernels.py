@@ -340,17 +340,22 @@ def test_nll_front_ends_with_kernels_equal_eager(
         value = fn(xa, t, sa, reduction=reduction, **flag)
         return [value.detach(), *torch.autograd.grad(value, (xa, sa))]
 
-    rtol = 2e-6 if dtype == torch.float32 else 1e-12
+    # d/ds crosses zero (1/(2v) - r²/(2v²)): its error is measured against its own scale.
+    # The kernel rounds 0.5/v once where PyTorch's eager scalar/tensor rounds twice
+    # (reciprocal, then multiply), and libmvec's exp is not PyTorch's: ulp-level
+    # differences in both terms, never beyond rtol of the derivative's scale.
+    rtol = 4e-6 if dtype == torch.float32 else 1e-12
     for reduction in ("mean", "sum"):
         got = step(reduction)
         want = _eager(monkeypatch, lambda red=reduction: step(red))
         for a, b in zip(got, want):
-            torch.testing.assert_close(a, b, rtol=rtol, atol=1e-30)
+            scale = float(b.abs().max())
+            torch.testing.assert_close(a, b, rtol=rtol, atol=rtol * scale)
     arrays = [a.numpy() for a in (x, t, s)]
     got_np = rnp.nll_value_and_grads(name, *arrays, **flag)
     want_np = _eager(monkeypatch, lambda: rnp.nll_value_and_grads(name, *arrays, **flag))
     for a, b in zip(got_np, want_np):
-        np.testing.assert_allclose(a, b, rtol=rtol, atol=1e-30)
+        np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * float(np.max(np.abs(b))))
 
 
 def test_nll_kernels_only_where_they_apply(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -384,3 +389,33 @@ def test_a_forked_child_requests_pending_kernels_again(monkeypatch: pytest.Monke
     assert c._PENDING == {} and c._PER_CLASS[type(loss)] == 0
     assert c._LOCK is not held and c._LOCK.acquire(timeout=1)
     c._LOCK.release()
+
+
+def test_long_l1_takes_the_generated_kernel_and_equals_pytorch() -> None:
+    """From L1_KERNEL_FROM elements regloss's one-pass mae kernel replaces PyTorch's l1_loss
+    (a composite, 2-3x slower there); below it, and for reduction='none', PyTorch's."""
+    from regloss.torch._native import L1_KERNEL_FROM
+
+    c.kernel(get_loss("mae"), "float32", wait=True)
+    for n, ours in ((L1_KERNEL_FROM, True), (1024, False)):
+        x = torch.randn(n, requires_grad=True)
+        t = torch.randn(n)
+        value = rtf.l1_loss(x, t)
+        assert (type(value.grad_fn).__name__ == "_LossFunctionBackward") is ours
+        (g,) = torch.autograd.grad(value, x)
+        xr = x.detach().requires_grad_()
+        ref = torch.nn.functional.l1_loss(xr, t)
+        (gr,) = torch.autograd.grad(ref, xr)
+        torch.testing.assert_close(value, ref, rtol=2e-6, atol=0)
+        torch.testing.assert_close(g, gr, rtol=0, atol=0)
+    assert type(rtf.l1_loss(x, t, reduction="none").grad_fn).__name__ != "_LossFunctionBackward"
+
+
+def test_kernels_off_turns_built_kernels_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    """REGLOSS_KERNELS=0 is obeyed at every call, so the eager references above are eager."""
+    loss = get_loss("cauchy")
+    assert c.kernel(loss, "float64", wait=True) is not None
+    monkeypatch.setenv("REGLOSS_KERNELS", "0")
+    assert c.kernel(loss, "float64") is None
+    x = np.linspace(-3, 3, 11)
+    assert fused(loss, np, _prep(x, np.zeros(11)), np.float64, True) is None

@@ -355,13 +355,13 @@ def kernel(loss: Loss, dtype: str, *, wait: bool = False) -> CKernel | None:
     user's first steps never wait for a compiler; later requests get the kernel. With
     ``wait=True`` the build runs now (tests, benchmarks).
     """
+    if not enabled():  # checked on every call: REGLOSS_KERNELS=0 turns built kernels off too
+        _STATUS["all"] = "disabled by REGLOSS_KERNELS=0"
+        return None
     key = (type(loss), repr(loss), dtype)
     done = _KERNELS.get(key, _MISSING)
     if done is not _MISSING:
         return done  # type: ignore[return-value]
-    if not enabled():
-        _STATUS["all"] = "disabled by REGLOSS_KERNELS=0"
-        return None
     with _LOCK:
         if key in _KERNELS:
             return _KERNELS[key]

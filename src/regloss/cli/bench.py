@@ -60,8 +60,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 def _kernel_reason() -> str:
     from .._kernels import c
 
-    reasons = set(c.status().values())
-    return "; ".join(sorted(reasons)) or "not built"
+    if not c.enabled():
+        return "disabled by REGLOSS_KERNELS=0"
+    if c._compiler() is None:
+        return "no C compiler: set CC, or install gcc"
+    failures = sorted(v for v in c.status().values() if v.startswith("no kernel"))
+    return failures[0] if failures else "not built"
 
 
 def _row(cells: list[str]) -> str:
