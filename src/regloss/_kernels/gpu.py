@@ -198,10 +198,6 @@ def module(loss: Loss) -> Any:
     return mod
 
 
-def _dummy(x: Any) -> Any:
-    return x  # an unused pointer argument (its constexpr flag is off)
-
-
 def forward(
     loss: Loss,
     prediction: Any,
@@ -227,13 +223,14 @@ def forward(
     fpart = torch.empty(blocks, dtype=acc, device=prediction.device)
     g = torch.empty_like(prediction, dtype=acc) if want_grad else None
     v = torch.empty_like(prediction, dtype=acc) if want_value else None
+    # an absent input or output is passed as the prediction: its flag keeps it unused
     mod.rl_fwd[(blocks,)](
         prediction,
         target,
-        weight if weight is not None else _dummy(prediction),
-        keep.view(torch.uint8) if keep is not None else _dummy(prediction),
-        g if g is not None else _dummy(prediction),
-        v if v is not None else _dummy(prediction),
+        weight if weight is not None else prediction,
+        keep.view(torch.uint8) if keep is not None else prediction,
+        g if g is not None else prediction,
+        v if v is not None else prediction,
         part,
         fpart,
         n,

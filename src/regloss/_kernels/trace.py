@@ -30,9 +30,6 @@ class _UnknownFunction(Untraceable, AttributeError):
 
 #: unary functions every backend provides (C libm / libmvec, Triton's libdevice)
 UNARY = ("abs", "exp", "expm1", "log", "log1p", "sqrt", "sinh", "tanh", "floor", "neg", "sign")
-BINARY = ("add", "sub", "mul", "div")
-COMPARE = ("lt", "le", "gt", "ge", "eq", "ne")
-LOGICAL = ("and", "or", "not")
 
 
 class Sym:
