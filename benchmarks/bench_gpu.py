@@ -1,6 +1,7 @@
 """regloss's generated Triton kernels on a CUDA GPU (issue 9): one prepared run, <= 5 min.
 
-    python benchmarks/bench_gpu.py [--out FILE] [--max-log2 26]
+    python benchmarks/bench_gpu.py [--out FILE] [--max-log2 26] [--budget 280]
+    TRITON_INTERPRET=1 python benchmarks/bench_gpu.py --device cpu --max-log2 12  # smoke
 
 For every registered loss (default parameters), N = 2^10 ... 2^26, float32 and bfloat16:
 forward+backward time of regloss (its Triton kernel), of regloss's eager path
@@ -8,10 +9,15 @@ forward+backward time of regloss (its Triton kernel), of regloss's eager path
 from torch operations (benchmarks/hand.py), and of torch's own mse_loss; ratios, and the
 achieved bandwidth (bytes of prediction and target read and the gradient written, over the
 kernel's fwd+bwd time) as a fraction of the device's copy bandwidth (torch's clone of a 1 GiB
-tensor). Goal: >= 80% of copy bandwidth at N >= 2^24, >= 3x the hand composition for the
-robust losses. It first checks that every loss's Triton result equals the float64 CPU
-definition (value and gradient) and exits 1 otherwise. CUDA events, medians of alternated
-rounds. Needs a CUDA GPU and triton.
+tensor). The traffic column counts what the step really moves: the forward kernel reads
+prediction and target and writes psi, the backward reads psi and writes the gradient (5 N
+elements, as torch's own mse_loss). Goal: >= 80% of copy bandwidth at N >= 2^24, >= 3x the hand
+composition for the robust losses. It first checks that every loss's Triton result equals the
+float64 CPU definition (value and gradient) and exits 1 otherwise. CUDA events, medians of
+alternated rounds. Needs a CUDA GPU and triton (``--device cpu`` under TRITON_INTERPRET=1 runs
+the same script through Triton's interpreter, as a smoke test before spending device time).
+Rows are written to ``--out`` as they are measured; past ``--budget`` seconds the remaining
+sizes are skipped and the report says so.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import argparse
 import os
 import statistics
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -32,24 +39,41 @@ import hand
 import regloss
 from regloss.torch import functional as RF
 
+DEVICE = "cuda"
+
+
+def _sync() -> None:
+    if DEVICE == "cuda":
+        torch.cuda.synchronize()
+
+
+def _elapsed_ms(f: Callable[[], None], reps: int) -> float:
+    """Milliseconds per call of ``f`` over ``reps`` calls: CUDA events on a GPU."""
+    if DEVICE != "cuda":
+        t = time.perf_counter()
+        for _ in range(reps):
+            f()
+        return (time.perf_counter() - t) * 1e3 / reps
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    for _ in range(reps):
+        f()
+    end.record()
+    torch.cuda.synchronize()
+    return float(start.elapsed_time(end)) / reps
+
 
 def _time(steps: list[Callable[[], Any]], rounds: int) -> list[float]:
-    """Median milliseconds per step, contenders alternated, CUDA events."""
+    """Median milliseconds per step, contenders alternated (order flipped each round)."""
     out: list[list[float]] = [[] for _ in steps]
     for f in steps:
         for _ in range(3):
             f()
-    torch.cuda.synchronize()
+    _sync()
     for r in range(rounds):
         order = range(len(steps)) if r % 2 == 0 else reversed(range(len(steps)))
         for i in order:
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            for _ in range(5):
-                steps[i]()
-            end.record()
-            torch.cuda.synchronize()
-            out[i].append(start.elapsed_time(end) / 5)
+            out[i].append(_elapsed_ms(steps[i], 5))
     return [statistics.median(t) for t in out]
 
 
@@ -73,7 +97,7 @@ def _eager(f: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def copy_bandwidth() -> float:
-    a = torch.empty(1 << 28, dtype=torch.float32, device="cuda")
+    a = torch.empty(1 << (28 if DEVICE == "cuda" else 20), dtype=torch.float32, device=DEVICE)
     (ms,) = _time([lambda: a.clone()], 10)
     return 2 * a.numel() * 4 / (ms / 1e3)
 
@@ -85,12 +109,16 @@ def check(lines: list[str]) -> int:
             g = torch.Generator().manual_seed(0)
             x = 3 * torch.randn(3001, generator=g, dtype=torch.float64)
             y = torch.randn(3001, generator=g, dtype=torch.float64)
-            xc = x.to(dtype).cuda().requires_grad_()
-            value = getattr(RF, f"{name}_loss")(xc, y.to(dtype).cuda())
+            xc = x.to(dtype).to(DEVICE).requires_grad_()
+            value = getattr(RF, f"{name}_loss")(xc, y.to(dtype).to(DEVICE))
             value.backward()
             xr = xc.detach().double().cpu().requires_grad_()
-            ref = getattr(RF, f"{name}_loss")(xr, y.to(dtype).double())
-            ref.backward()
+            os.environ["REGLOSS_KERNELS"] = "0"  # the reference is the eager definition
+            try:
+                ref = getattr(RF, f"{name}_loss")(xr, y.to(dtype).double())
+                ref.backward()
+            finally:
+                os.environ["REGLOSS_KERNELS"] = "1"
             tol = 1e-5 if dtype == torch.float32 else 1e-2
             ok = abs(value.item() - ref.item()) <= tol * max(1.0, abs(ref.item())) and bool(
                 torch.allclose(xc.grad.double().cpu(), xr.grad, rtol=tol, atol=tol / 3001)
@@ -102,44 +130,100 @@ def check(lines: list[str]) -> int:
     return bad
 
 
+def launched_kernels() -> str:
+    """Proof that the generated Triton kernel runs: calls of it during one cauchy_loss
+    fwd+bwd, and on a GPU the device kernels that step launches."""
+    from torch.profiler import ProfilerActivity, profile
+
+    from regloss._kernels import gpu
+
+    calls = 0
+    inner = gpu.forward
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        return inner(*args, **kwargs)
+
+    x = torch.randn(1 << 12, device=DEVICE, requires_grad=True)
+    y = torch.randn(1 << 12, device=DEVICE)
+    gpu.forward = counted
+    try:
+        activity = ProfilerActivity.CUDA if DEVICE == "cuda" else ProfilerActivity.CPU
+        with profile(activities=[activity]) as prof:
+            RF.cauchy_loss(x, y).backward()
+            _sync()
+    finally:
+        gpu.forward = inner
+    text = f"cauchy fwd+bwd: {calls} call(s) of the Triton kernel"
+    if DEVICE == "cuda":
+        text += "; device kernels: " + ", ".join(e.key for e in prof.key_averages())
+    return text
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path)
     parser.add_argument("--max-log2", type=int, default=26)
+    parser.add_argument("--budget", type=float, default=280.0, help="seconds for the table")
+    parser.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
     args = parser.parse_args()
-    if not torch.cuda.is_available():
+    global DEVICE
+    DEVICE = args.device
+    if DEVICE == "cuda" and not torch.cuda.is_available():
         print("bench_gpu.py needs a CUDA GPU", file=sys.stderr)
         return 2
+    if DEVICE == "cpu":
+        if os.environ.get("TRITON_INTERPRET") != "1":
+            print("--device cpu needs TRITON_INTERPRET=1", file=sys.stderr)
+            return 2
+        from regloss import _kernels, _reduce
+
+        _kernels.TRITON_DEVICES.add("cpu")
+        _reduce.TRITON_DEVICES.add("cpu")
     os.environ["REGLOSS_KERNELS"] = "1"
-    lines = [f"{torch.cuda.get_device_name()}, torch {torch.__version__}"]
+    lines: list[str] = []
+
+    def emit(line: str) -> None:
+        lines.append(line)
+        print(line, flush=True)
+        if args.out:
+            args.out.write_text("\n".join(lines) + "\n")
+
+    name = torch.cuda.get_device_name() if DEVICE == "cuda" else "cpu (Triton interpreter)"
+    emit(f"{name}, torch {torch.__version__}, regloss {regloss.__version__}")
     bad = check(lines)
+    emit(lines.pop())
+    emit(launched_kernels())
     bw = copy_bandwidth()
-    lines.append(f"copy bandwidth {bw / 1e9:.0f} GB/s")
-    lines.append(
+    emit(f"copy bandwidth {bw / 1e9:.0f} GB/s (clone of a 1 GiB float32 tensor, read + write)")
+    emit(
         "| loss | dtype | N | regloss ms | eager / regloss | hand / regloss | regloss / mse_loss "
-        "| bandwidth / copy |"
+        "| 3N / copy | traffic / copy |"
     )
-    lines.append("|---" * 8 + "|")
-    for name in regloss.available_losses():
-        ours = getattr(RF, f"{name}_loss")
+    emit("|---" * 9 + "|")
+    t0 = time.perf_counter()
+    skipped = 0
+    for k in range(10, args.max_log2 + 1, 2):
+        n = 1 << k
         for dtype in (torch.float32, torch.bfloat16):
-            for k in range(10, args.max_log2 + 1, 2):
-                n = 1 << k
-                x = torch.randn(n, device="cuda", dtype=dtype, requires_grad=True)
-                y = torch.randn(n, device="cuda", dtype=dtype)
+            if time.perf_counter() - t0 > args.budget:
+                skipped += 1
+                continue
+            x = torch.randn(n, device=DEVICE, dtype=dtype, requires_grad=True)
+            y = torch.randn(n, device=DEVICE, dtype=dtype)
+            for name in regloss.available_losses():
+                ours = getattr(RF, f"{name}_loss")
                 steps = [_step(f, x, y) for f in (ours, _eager(ours), hand.loss(name), F.mse_loss)]
                 t_ours, t_eager, t_hand, t_mse = _time(steps, 7 if k < 22 else 3)
-                moved = 3 * n * x.element_size()
-                frac = moved / (t_ours / 1e3) / bw
-                lines.append(
+                per_s = x.element_size() / (t_ours / 1e3) / bw
+                emit(
                     f"| {name} | {str(dtype)[6:]} | 2^{k} | {t_ours:.3f} | {t_eager / t_ours:.2f} "
-                    f"| {t_hand / t_ours:.2f} | {t_ours / t_mse:.2f} | {frac:.2f} |"
+                    f"| {t_hand / t_ours:.2f} | {t_ours / t_mse:.2f} | {3 * n * per_s:.2f} "
+                    f"| {5 * n * per_s:.2f} |"
                 )
-                print(lines[-1], flush=True)
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        args.out.write_text(text)
+            del x, y
+    emit(f"table: {time.perf_counter() - t0:.0f} s; {skipped} (size, dtype) groups skipped")
     return 1 if bad else 0
 
 

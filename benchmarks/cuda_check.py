@@ -2,7 +2,8 @@
 float64 definition, torch.compile on CUDA, and a baseline timing table (eager regloss
 against torch.nn.functional and torch's mse_loss), for issue 9's GPU work to start from.
 
-    python benchmarks/cuda_check.py [--out FILE]
+    python benchmarks/cuda_check.py [--out FILE] [--no-timing]
+    TRITON_INTERPRET=1 python benchmarks/cuda_check.py --device cpu --no-timing  # smoke
 
 Needs a CUDA GPU; CI has none, so this is run by hand when a device is lent. Exit 1 on any
 mismatch. Timings: CUDA events, median of 30 fwd+bwd steps after warm-up.
@@ -11,6 +12,7 @@ mismatch. Timings: CUDA events, median of 30 fwd+bwd steps after warm-up.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -21,9 +23,20 @@ import torch.nn.functional as F
 import regloss
 from regloss.torch import functional as RF
 
+DEVICE = "cuda"
+
+
+def _eager_reference(f, *args, **kwargs):  # type: ignore[no-untyped-def]
+    """``f(*args, **kwargs)`` with regloss's generated kernels off: the eager definition."""
+    os.environ["REGLOSS_KERNELS"] = "0"
+    try:
+        return f(*args, **kwargs)
+    finally:
+        os.environ["REGLOSS_KERNELS"] = "1"
+
 
 def check(failures: list[str], lines: list[str]) -> int:
-    dev = torch.device("cuda")
+    dev = torch.device(DEVICE)
     count = 0
     gen = torch.Generator().manual_seed(0)
     for name in regloss.available_losses():
@@ -50,8 +63,8 @@ def check(failures: list[str], lines: list[str]) -> int:
                 if "mask" in kw:
                     kw["mask"] = m
                 ref_x = x.clone().requires_grad_(True)
-                ref = fn(name, ref_x, y, **kw)
-                ref.sum().backward()
+                ref = _eager_reference(fn, name, ref_x, y, **kw)
+                _eager_reference(ref.sum().backward)
                 gx = x.to(dev, dtype).requires_grad_(True)
                 gkw = {k: (v.to(dev) if torch.is_tensor(v) else v) for k, v in kw.items()}
                 if "weight" in gkw:
@@ -61,13 +74,49 @@ def check(failures: list[str], lines: list[str]) -> int:
                 count += 1
                 tol = 1e-4 if dtype == torch.float32 else 1e-10
                 what = f"{name} {dtype} {opts}"
-                if out.device.type != "cuda" or gx.grad is None or gx.grad.device.type != "cuda":
+                if out.device != gx.device or gx.grad is None or gx.grad.device != gx.device:
                     failures.append(f"{what}: result or gradient left the device")
                     continue
                 if not torch.allclose(out.double().cpu(), ref.detach(), rtol=tol, atol=tol):
                     failures.append(f"{what}: value differs")
                 if not torch.allclose(gx.grad.double().cpu(), ref_x.grad, rtol=tol, atol=tol):
                     failures.append(f"{what}: gradient differs")
+    # the NLLs: value and gradients with respect to the prediction and the scale input
+    from regloss.torch import nll
+
+    for fname in ("gaussian_nll_loss", "laplace_nll_loss"):
+        nll_fn = getattr(nll, fname)
+        for dtype in (torch.float32, torch.float64):
+            for opts in ({}, {"reduction": "sum"}, {"weight": "w"}, {"nan_policy": "omit"}):
+                x = torch.randn(513, generator=gen, dtype=torch.float64)
+                y = torch.randn(513, generator=gen, dtype=torch.float64)
+                v = torch.rand(513, generator=gen, dtype=torch.float64) + 0.1
+                if "nan_policy" in opts:
+                    y[7] = float("nan")
+                kw = dict(opts)
+                if "weight" in kw:
+                    kw["weight"] = torch.rand(513, generator=gen, dtype=torch.float64)
+                rx, rv = x.clone().requires_grad_(), v.clone().requires_grad_()
+                ref = _eager_reference(nll_fn, rx, y, rv, **kw)
+                _eager_reference(ref.backward)
+                gx = x.to(dev, dtype).requires_grad_()
+                gv = v.to(dev, dtype).requires_grad_()
+                gkw = {k: (t.to(dev, dtype) if torch.is_tensor(t) else t) for k, t in kw.items()}
+                out = nll_fn(gx, y.to(dev, dtype), gv, **gkw)
+                out.backward()
+                count += 1
+                tol = 1e-4 if dtype == torch.float32 else 1e-10
+                what = f"{fname} {dtype} {opts}"
+                if gx.grad is None or gv.grad is None or gx.grad.device != gx.device:
+                    failures.append(f"{what}: gradient missing or off the device")
+                    continue
+                for label, got, want in (
+                    ("value", out, ref.detach()),
+                    ("gradient", gx.grad, rx.grad),
+                    ("scale gradient", gv.grad, rv.grad),
+                ):
+                    if not torch.allclose(got.double().cpu(), want, rtol=tol, atol=tol):
+                        failures.append(f"{what}: {label} differs")
     # torch.compile on CUDA, fullgraph, two losses
     for name in ("huber", "cauchy"):
         f = torch.compile(lambda a, b, n=name: RF.loss(n, a, b), fullgraph=True)
@@ -75,14 +124,16 @@ def check(failures: list[str], lines: list[str]) -> int:
         b = torch.randn(4096, device=dev)
         got = f(a, b)
         got.backward()
-        want = RF.loss(name, a.detach().cpu().double(), b.cpu().double())
+        want = _eager_reference(RF.loss, name, a.detach().cpu().double(), b.cpu().double())
         count += 1
         if not torch.allclose(got.double().cpu(), want, rtol=1e-5):
             failures.append(f"compile {name}: value differs")
-    lines.append(
-        f"correctness: {count} cases on {torch.cuda.get_device_name()}, {len(failures)} failures"
-    )
+    lines.append(f"correctness: {count} cases on {_device_name()}, {len(failures)} failures")
     return count
+
+
+def _device_name() -> str:
+    return torch.cuda.get_device_name() if DEVICE == "cuda" else "cpu (Triton interpreter)"
 
 
 def _time(f, x, y, reps: int = 30) -> float:  # type: ignore[no-untyped-def]
@@ -127,15 +178,29 @@ def timing(lines: list[str]) -> None:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", help="also write the report here")
+    ap.add_argument("--no-timing", action="store_true", help="correctness only")
+    ap.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
     args = ap.parse_args()
-    if not torch.cuda.is_available():
+    global DEVICE
+    DEVICE = args.device
+    if DEVICE == "cuda" and not torch.cuda.is_available():
         print("no CUDA device", file=sys.stderr)
         return 2
+    if DEVICE == "cpu":
+        if os.environ.get("TRITON_INTERPRET") != "1":
+            print("--device cpu needs TRITON_INTERPRET=1", file=sys.stderr)
+            return 2
+        from regloss import _kernels, _reduce
+
+        _kernels.TRITON_DEVICES.add("cpu")
+        _reduce.TRITON_DEVICES.add("cpu")
+    os.environ["REGLOSS_KERNELS"] = "1"
     failures: list[str] = []
     lines = [f"torch {torch.__version__}, regloss {regloss.__version__}"]
     t = time.perf_counter()
     check(failures, lines)
-    timing(lines)
+    if not args.no_timing:
+        timing(lines)
     lines.append(f"\n({time.perf_counter() - t:.0f} s)")
     lines += [f"FAILED: {f}" for f in failures[:50]]
     text = "\n".join(lines)
