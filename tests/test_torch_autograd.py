@@ -260,6 +260,35 @@ def test_every_path_runs_under_fake_tensors(name: str, p: dict, kind: str, n: in
         _run_everywhere(name, p, kind, n, "cpu")
 
 
+@pytest.mark.parametrize(("name", "p"), DEFAULTS)
+def test_cache_blocking_is_for_the_cpu_only(
+    name: str, p: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Blocking keeps temporaries in a CPU cache; on another device every block is a round of
+    kernel launches (on an H200 the blocked eager Cauchy took 300x the unblocked time at
+    2^26). The meta device stands in for CUDA: the blocked path must not run there."""
+    from regloss import _reduce
+
+    calls: list[str] = []
+    blocked = _reduce._blocked
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        calls.append(str(args[2].prediction.device))
+        return blocked(*args, **kwargs)
+
+    monkeypatch.setattr(_reduce, "_blocked", spy)
+    for device in ("meta", "cpu"):
+        x = torch.zeros(BIG, device=device, requires_grad=True)
+        rtf.loss(name, x, torch.zeros(BIG, device=device), **p).backward()
+        assert x.grad is not None and x.grad.device.type == device
+    from regloss.torch._native import NATIVE
+
+    loss = regloss.get_loss(name, **p)
+    # PyTorch's own kernel serves the native ones; a linear psi needs no temporary to block
+    cpu_blocks = type(loss) not in NATIVE and loss.psi_slope is None
+    assert calls == (["cpu"] if cpu_blocks else [])
+
+
 @pytest.mark.parametrize("device", ["meta", "fake"])
 def test_nll_and_adaptive_run_on_meta_and_fake(device: str) -> None:
     def run() -> None:

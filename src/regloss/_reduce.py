@@ -191,9 +191,16 @@ def psi_factor(xp: Any, prep: Prepared, psi: Any) -> tuple[Array, Any]:
 
 def _blockable(xp: Any, prep: Prepared) -> bool:
     # Blocks write into a preallocated psi: NumPy and PyTorch only (JAX arrays are
-    # immutable, and XLA fuses the passes anyway), and only without broadcasting.
+    # immutable, and XLA fuses the passes anyway), and only without broadcasting. Blocking
+    # keeps temporaries in a CPU's cache; on any other device (CUDA, meta) each block would
+    # be a round of kernel launches: measured on an H200, the blocked eager Cauchy took 27x
+    # the unblocked time at 2^22 and 300x at 2^26.
     p, t = prep.prediction, prep.target
-    return tuple(p.shape) == tuple(t.shape) and xp.__name__ in ("numpy", "torch")
+    if tuple(p.shape) != tuple(t.shape):
+        return False
+    if xp.__name__ == "torch":
+        return bool(p.device.type == "cpu")
+    return xp.__name__ == "numpy"
 
 
 def _blocked(
