@@ -10,14 +10,16 @@ from torch operations (benchmarks/hand.py), and of torch's own mse_loss; ratios,
 achieved bandwidth (bytes of prediction and target read and the gradient written, over the
 kernel's fwd+bwd time) as a fraction of the device's copy bandwidth (torch's clone of a 1 GiB
 tensor). The traffic column counts what the step really moves: the forward kernel reads
-prediction and target and writes psi, the backward reads psi and writes the gradient (5 N
-elements, as torch's own mse_loss). Goal: >= 80% of copy bandwidth at N >= 2^24, >= 3x the hand
-composition for the robust losses. It first checks that every loss's Triton result equals the
-float64 CPU definition (value and gradient) and exits 1 otherwise. CUDA events, medians of
-alternated rounds. Needs a CUDA GPU and triton (``--device cpu`` under TRITON_INTERPRET=1 runs
-the same script through Triton's interpreter, as a smoke test before spending device time).
-Rows are written to ``--out`` as they are measured; past ``--budget`` seconds the remaining
-sizes are skipped and the report says so.
+prediction and target and writes psi (in the compute dtype, float32 for half inputs), the
+backward reads psi and writes the gradient (5 N elements for float32, as torch's own mse_loss).
+From 2^22 the profiler's device time of the step's kernels is reported too: the kernels' own
+speed, without the host's launch overhead, which bounds small and mid sizes. Goal: >= 80% of
+copy bandwidth at N >= 2^24, >= 3x the hand composition for the robust losses. It first checks
+that every loss's Triton result equals the float64 CPU definition (value and gradient) and
+exits 1 otherwise. CUDA events, medians of alternated rounds. Needs a CUDA GPU and triton
+(``--device cpu`` under TRITON_INTERPRET=1 runs the same script through Triton's interpreter,
+as a smoke test before spending device time). Rows are written to ``--out`` as they are
+measured; past ``--budget`` seconds the remaining sizes are skipped and the report says so.
 """
 
 from __future__ import annotations
@@ -94,6 +96,21 @@ def _eager(f: Callable[..., Any]) -> Callable[..., Any]:
             os.environ["REGLOSS_KERNELS"] = "1"
 
     return g
+
+
+def device_ms(step: Callable[[], None], reps: int = 5) -> float:
+    """Milliseconds per step of the device kernels alone (the profiler's device time), which
+    is the kernels' own speed once the host's launch overhead is out of the way."""
+    from torch.profiler import ProfilerActivity, profile
+
+    step()
+    _sync()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(reps):
+            step()
+        _sync()
+    total = sum(getattr(e, "self_device_time_total", 0.0) for e in prof.key_averages())
+    return float(total) / 1e3 / reps
 
 
 def copy_bandwidth() -> float:
@@ -199,9 +216,9 @@ def main() -> int:
     emit(f"copy bandwidth {bw / 1e9:.0f} GB/s (clone of a 1 GiB float32 tensor, read + write)")
     emit(
         "| loss | dtype | N | regloss ms | eager / regloss | hand / regloss | regloss / mse_loss "
-        "| 3N / copy | traffic / copy |"
+        "| 3N / copy | traffic / copy | kernels ms | kernels' traffic / copy |"
     )
-    emit("|---" * 9 + "|")
+    emit("|---" * 11 + "|")
     t0 = time.perf_counter()
     skipped = 0
     for k in range(10, args.max_log2 + 1, 2):
@@ -216,11 +233,16 @@ def main() -> int:
                 ours = getattr(RF, f"{name}_loss")
                 steps = [_step(f, x, y) for f in (ours, _eager(ours), hand.loss(name), F.mse_loss)]
                 t_ours, t_eager, t_hand, t_mse = _time(steps, 7 if k < 22 else 3)
-                per_s = x.element_size() / (t_ours / 1e3) / bw
+                e = x.element_size()
+                # bytes moved: x and y read, psi written and read (compute dtype), grad written
+                traffic = n * (3 * e + 2 * (8 if dtype == torch.float64 else 4))
+                k_ms = device_ms(steps[0]) if DEVICE == "cuda" and k >= 22 else float("nan")
                 emit(
                     f"| {name} | {str(dtype)[6:]} | 2^{k} | {t_ours:.3f} | {t_eager / t_ours:.2f} "
-                    f"| {t_hand / t_ours:.2f} | {t_ours / t_mse:.2f} | {3 * n * per_s:.2f} "
-                    f"| {5 * n * per_s:.2f} |"
+                    f"| {t_hand / t_ours:.2f} | {t_ours / t_mse:.2f} "
+                    f"| {3 * n * e / (t_ours / 1e3) / bw:.2f} "
+                    f"| {traffic / (t_ours / 1e3) / bw:.2f} | {k_ms:.3f} "
+                    f"| {traffic / (k_ms / 1e3) / bw:.2f} |"
                 )
             del x, y
     emit(f"table: {time.perf_counter() - t0:.0f} s; {skipped} (size, dtype) groups skipped")

@@ -63,11 +63,15 @@ def _options(kind: str, shape: tuple[int, int]) -> dict[str, Any]:
 
 
 def _run(name: str, x: torch.Tensor, t: torch.Tensor, kw: dict[str, Any]) -> list[torch.Tensor]:
+    """value, the training step's gradient (the kernel's ψ), the differentiable gradient
+    (create_graph) and the double backward."""
     x = x.detach().requires_grad_()
+    value = rtf.loss(name, x, t, **kw)
+    (fast,) = torch.autograd.grad(value.sum() * 3, x)  # an incoming gradient other than 1
     value = rtf.loss(name, x, t, **kw)
     (g,) = torch.autograd.grad(value.sum(), x, create_graph=True)
     (h,) = torch.autograd.grad(g.sum(), x, allow_unused=True)
-    return [value.detach(), g.detach(), torch.zeros_like(x) if h is None else h]
+    return [value.detach(), fast, g.detach(), torch.zeros_like(x) if h is None else h]
 
 
 def _compare(
@@ -81,9 +85,16 @@ def _compare(
     with monkeypatch.context() as m:
         m.setenv("REGLOSS_KERNELS", "0")
         want = _run(name, x, t, kw)
-    for a, b, what in zip(got, want, ["value", "gradient", "double backward"]):
+    whats = ["value", "training gradient", "gradient", "double backward"]
+    for a, b, what in zip(got, want, whats, strict=True):
         assert a.dtype == b.dtype, what
-        torch.testing.assert_close(a, b, **tol, msg=lambda m, w=what: f"{name} {w}: {m}")  # type: ignore[misc]
+        t_ = tol
+        if what == "training gradient" and a.dtype in (torch.float16, torch.bfloat16):
+            # both round one float32 product to the half dtype, but the kernel forms
+            # ψ·(1/N)·g where eager forms ψ·(g/N): the float32 roundings differ, which can
+            # move the half rounding by one unit in the last place
+            t_ = {"rtol": torch.finfo(a.dtype).eps, "atol": 1e-7}
+        torch.testing.assert_close(a, b, **t_, msg=lambda m, w=what: f"{name} {w}: {m}")  # type: ignore[misc]
 
 
 def _pytorch_kernel_serves(name: str, x: Any, t: Any, kw: dict[str, Any]) -> bool:

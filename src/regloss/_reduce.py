@@ -113,12 +113,20 @@ def _factor(xp: Any, prep: Prepared, dtype: Any) -> Array | None:
     return f
 
 
-def _scale(xp: Any, prep: Prepared, f: Array | None) -> Any:
+def scale_ratio(prep: Prepared) -> tuple[int, int]:
+    """The unweighted scale of the reduction as integers ``(num, den)``: 1/N for 'mean',
+    (N / batch)/N for 'batchmean', 1/1 for 'sum' and 'none'."""
+    if prep.reduction == "sum" or prep.reduction == "none":
+        return 1, 1
     shape = prep.shape
+    numel = math.prod(shape)
+    return (numel // shape[0] if prep.reduction == "batchmean" else 1), numel
+
+
+def _scale(xp: Any, prep: Prepared, f: Array | None) -> Any:
     if prep.reduction == "sum" or prep.reduction == "none":
         return 1.0
-    numel = math.prod(shape)
-    per_sample = numel // shape[0] if prep.reduction == "batchmean" else 1
+    per_sample, numel = scale_ratio(prep)
     if f is None:
         return per_sample / numel
     f_numel = math.prod(f.shape)

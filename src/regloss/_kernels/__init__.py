@@ -214,10 +214,12 @@ def gpu_forward(loss: Any, prep: Any, dtype: Any, need_psi: bool) -> tuple[Any, 
     from .. import _reduce
 
     f = _reduce._factor(torch, prep, dtype)
-    scale = _reduce._scale(torch, prep, f)
     weight = None if f is None else torch.broadcast_to(f, prep.shape).contiguous()
     keep = None if prep.keep is None else torch.broadcast_to(prep.keep, prep.shape).contiguous()
     want_value = prep.reduction == "none"
+    # Without weights or a mask the reduction's scale is known now (1/N for 'mean'): the
+    # kernel folds it into ψ and the partial sums, so no multiplication is left to launch.
+    ratio = _reduce.scale_ratio(prep) if f is None else (1, 1)
     total, _, psi_f, value = tk.forward(
         loss,
         p.contiguous(),
@@ -226,9 +228,12 @@ def gpu_forward(loss: Any, prep: Any, dtype: Any, need_psi: bool) -> tuple[Any, 
         keep=keep,
         want_grad=need_psi,
         want_value=want_value,
+        scale=ratio,
+        want_count=False,
     )
     if want_value:
         return value, psi_f, 1.0, 1.0
+    scale = 1.0 if f is None else _reduce._scale(torch, prep, f)
     return total.to(dtype), psi_f, scale, scale
 
 

@@ -5,13 +5,16 @@ For a loss, :func:`source` writes one Triton module from the definition's graph
 
 * ``rl_fwd``: reads prediction, target and the optional weight and mask once; r is set to 0
   where the mask (or ``nan_policy='omit'`` on a NaN target) drops the element; writes
-  ψ(r)·f (f = weight × keep) as the gradient and ρ(r)·f for ``reduction='none'``, and one
-  partial sum of ρ·f and of f per block of ``BLOCK`` elements, which the wrapper adds in
-  float64 (the partial sums of 1,024 the accumulation contract asks for);
+  ψ(r)·f·s (f = weight × keep, s = num/den the reduction's scale where it is known before
+  the pass: 1/N for an unweighted mean) as the gradient and ρ(r)·f for ``reduction='none'``,
+  and one partial sum of ρ·f·s (stored in float64) and of f per block of ``BLOCK`` elements,
+  which the wrapper adds in float64 (the partial sums of 1,024 the accumulation contract
+  asks for). A training step is then one launch forward (plus the float64 sum of the
+  partials and its cast) and one multiplication by the incoming gradient backward;
 * ``rl_elem``: ρ, ψ and ψ′ of given residuals (ψ′ is the double-backward factor).
 
 Inputs may be float32, float64, float16 or bfloat16; the arithmetic runs in float64 for
-float64 inputs and float32 otherwise, which is also the dtype of ψ·f and ρ·f.
+float64 inputs and float32 otherwise, which is also the dtype of ψ·f·s and ρ·f.
 
 Transcendental functions and the square root come from ``libdevice`` on the GPU (full
 precision; ``tl.exp`` and ``tl.log`` are approximate, ``tl.sqrt_rn`` is float32 only).
@@ -102,11 +105,12 @@ INF = tl.constexpr(float("inf"))
 
 
 @triton.jit
-def rl_fwd(p_ptr, t_ptr, w_ptr, k_ptr, g_ptr, v_ptr, part_ptr, fpart_ptr, n,
+def rl_fwd(p_ptr, t_ptr, w_ptr, k_ptr, g_ptr, v_ptr, part_ptr, fpart_ptr, n, num, den,
            HAS_W: tl.constexpr, HAS_K: tl.constexpr, OMIT: tl.constexpr,
            WANT_G: tl.constexpr, WANT_V: tl.constexpr, F64: tl.constexpr,
            BLOCK: tl.constexpr):
 {_PROLOGUE}
+    s = num.to(tl.float64) / den.to(tl.float64)  # correctly rounded, as Python's num / den
     p = tl.load(p_ptr + offs, mask=m, other=0.0).to(zero.dtype)
     t = tl.load(t_ptr + offs, mask=m, other=0.0).to(zero.dtype)
     keep = m
@@ -122,10 +126,11 @@ def rl_fwd(p_ptr, t_ptr, w_ptr, k_ptr, g_ptr, v_ptr, part_ptr, fpart_ptr, n,
     rho = {f_rho}
     psi = {f_psi}
     if WANT_G:
-        tl.store(g_ptr + offs, (psi * f).to(g_ptr.dtype.element_ty), mask=m)
+        tl.store(g_ptr + offs, (psi * f * s.to(zero.dtype)).to(g_ptr.dtype.element_ty), mask=m)
     if WANT_V:
         tl.store(v_ptr + offs, (rho * f).to(v_ptr.dtype.element_ty), mask=m)
-    tl.store(part_ptr + pid, tl.sum(tl.where(m, rho * f, zero), axis=0))
+    part = tl.sum(tl.where(m, rho * f, zero), axis=0)
+    tl.store(part_ptr + pid, part.to(tl.float64) * s)
     tl.store(fpart_ptr + pid, tl.sum(f, axis=0))
 
 
@@ -208,18 +213,21 @@ def forward(
     omit: bool = False,
     want_grad: bool = True,
     want_value: bool = False,
+    scale: tuple[int, int] = (1, 1),
+    want_count: bool = True,
 ) -> tuple[Any, Any, Any, Any]:
-    """``(Σρ·f, Σf, ψ·f or None, ρ·f or None)`` for contiguous torch tensors of one shape
-    (weight and keep too, keep boolean); sums are float64 0-d tensors, ψ·f and ρ·f are in
-    the compute dtype (float64 for float64 inputs, float32 otherwise)."""
+    """``(Σρ·f·s, Σf, ψ·f·s or None, ρ·f or None)`` for contiguous torch tensors of one
+    shape (weight and keep too, keep boolean), with ``s = scale[0] / scale[1]``; sums are
+    float64 0-d tensors (Σf None unless ``want_count``), ψ·f·s and ρ·f are in the compute
+    dtype (float64 for float64 inputs, float32 otherwise)."""
     import torch
 
     mod = module(loss)
     n = prediction.numel()
     f64 = prediction.dtype == torch.float64
     blocks = max(1, -(-n // BLOCK))
-    acc = torch.float64 if f64 else torch.float32  # also the compute and output dtype
-    part = torch.empty(blocks, dtype=acc, device=prediction.device)
+    acc = torch.float64 if f64 else torch.float32  # the compute dtype
+    part = torch.empty(blocks, dtype=torch.float64, device=prediction.device)
     fpart = torch.empty(blocks, dtype=acc, device=prediction.device)
     g = torch.empty_like(prediction, dtype=acc) if want_grad else None
     v = torch.empty_like(prediction, dtype=acc) if want_value else None
@@ -234,6 +242,8 @@ def forward(
         part,
         fpart,
         n,
+        scale[0],
+        scale[1],
         HAS_W=weight is not None,
         HAS_K=keep is not None,
         OMIT=omit,
@@ -242,7 +252,8 @@ def forward(
         F64=f64,
         BLOCK=BLOCK,
     )
-    return part.sum(dtype=torch.float64), fpart.sum(dtype=torch.float64), g, v
+    count = fpart.sum(dtype=torch.float64) if want_count else None
+    return part.sum(), count, g, v
 
 
 def elementwise(loss: Loss, r: Any) -> tuple[Any, Any, Any]:

@@ -211,7 +211,19 @@ class _LossFunction(torch.autograd.Function):
             g = psi_f * (grad * scale)
         else:
             scale = scale_t if scale_t is not None else ctx.grad_scale
-            g = psi_f * _scaled(grad, scale)
+            grad = _scaled(grad, scale)
+            if (
+                psi_f.dtype != prediction.dtype
+                and ctx.needs_input_grad[0]
+                and not ctx.needs_input_grad[1]
+                and psi_f.shape == prediction.shape
+                and type(psi_f) is torch.Tensor
+            ):
+                # half inputs: the float32 product written straight in their dtype (one
+                # launch, rounded once) instead of a float32 product and then a cast
+                out = torch.empty_like(prediction, memory_format=torch.contiguous_format)
+                return torch.mul(psi_f, grad, out=out), None, None, None, None, None
+            g = psi_f * grad
         needs = ctx.needs_input_grad
         gp = gt = None
         if needs[0]:
