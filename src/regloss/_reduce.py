@@ -208,7 +208,7 @@ def _blockable(xp: Any, prep: Prepared) -> bool:
         return False
     if xp.__name__ == "torch":
         return bool(p.device.type == "cpu")
-    return xp.__name__ == "numpy"
+    return bool(xp.__name__ == "numpy")
 
 
 def _blocked(
