@@ -110,7 +110,9 @@ def rl_fwd(p_ptr, t_ptr, w_ptr, k_ptr, g_ptr, v_ptr, part_ptr, fpart_ptr, n, num
            WANT_G: tl.constexpr, WANT_V: tl.constexpr, F64: tl.constexpr,
            BLOCK: tl.constexpr):
 {_PROLOGUE}
-    s = num.to(tl.float64) / den.to(tl.float64)  # correctly rounded, as Python's num / den
+    # correctly rounded, as Python's num / den (tl.cast: an argument equal to 1 arrives as a
+    # constexpr Python int, which has no .to)
+    s = tl.cast(num, tl.float64) / tl.cast(den, tl.float64)
     p = tl.load(p_ptr + offs, mask=m, other=0.0).to(zero.dtype)
     t = tl.load(t_ptr + offs, mask=m, other=0.0).to(zero.dtype)
     keep = m
