@@ -521,3 +521,22 @@ def test_sketch_switches_from_dense_to_sorted_bins_without_losing_any() -> None:
     np.testing.assert_array_equal(step.keys, one.keys)
     np.testing.assert_allclose(step.stats, one.stats, rtol=1e-12)
     assert np.all(np.diff(step.keys) > 0) and step.stats[:, 0].sum() == 8006
+
+
+@pytest.mark.parametrize("kernels", ["0", "1"])
+def test_residuals_up_to_finfo_max_give_a_report(
+    kernels: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by the compiled pass's property test, in the NumPy path too: a spread beyond
+    2^1023 made the moments' unit 2^1024 (OverflowError), and sums whose partial totals pass
+    finfo.max made math.fsum raise. Both paths, every chunking."""
+    monkeypatch.setenv("REGLOSS_KERNELS", kernels)
+    big = np.finfo(np.float64).max
+    r = np.array([big, -big, 1.2e308, 0.0, 1.0, -2.0, 3.0, 0.5])
+    t = np.zeros_like(r)
+    for chunk_rows in (1, 3, 8):
+        with np.errstate(over="ignore", invalid="ignore"):
+            out = diagnose(r + t, t, chunk_rows=chunk_rows)["outputs"][0]
+        assert out["n"] == r.size
+        assert out["errors"]["max_error"] == big and out["errors"]["max_error_row"] == 0
+        assert out["errors"]["mse"] == np.inf  # the honest total: Σr² overflows

@@ -269,7 +269,7 @@ class CKernel:
 
 
 _LOCK = threading.Lock()
-_KERNELS: dict[tuple[Any, ...], CKernel | None] = {}
+_KERNELS: dict[tuple[Any, ...], Any] = {}
 _PER_CLASS: dict[type, int] = {}
 _STATUS: dict[str, str] = {}
 
@@ -305,6 +305,31 @@ def _cpu_flags() -> str:
 
 
 def _build(src: str, dtype: str) -> CKernel:
+    lib, seconds = _compile(src)
+    t = ctypes.c_float if dtype == "float32" else ctypes.c_double
+    vp, i64, ci, dbl = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int, ctypes.c_double
+    _declare(
+        lib,
+        {
+            "rl_fwd": (dbl, [vp, vp, vp, i64, t, ci]),
+            "rl_val": (dbl, [vp, vp, i64, ci]),
+            "rl_elem": (None, [vp, vp, vp, vp, i64]),
+            "rl_nll_fwd": (dbl, [vp, vp, vp, vp, vp, i64, ci]),
+            "rl_nll_val": (dbl, [vp, vp, vp, i64, ci]),
+        },
+    )
+    return CKernel(lib, dtype, seconds)
+
+
+def _declare(lib: Any, signatures: dict[str, tuple[Any, list[Any]]]) -> None:
+    for name, (restype, argtypes) in signatures.items():
+        if hasattr(lib, name):
+            fn = getattr(lib, name)
+            fn.restype, fn.argtypes = restype, argtypes
+
+
+def _compile(src: str) -> tuple[Any, float]:
+    """(the loaded library, seconds) of C source ``src``, from the disk cache when there."""
     cc = _compiler()
     if cc is None:
         raise OSError("no C compiler (set CC, or install gcc)")
@@ -330,21 +355,29 @@ def _build(src: str, dtype: str) -> CKernel:
             if run.returncode != 0:
                 raise OSError(f"{cc} failed: {run.stderr.strip().splitlines()[-1:]}")
             os.replace(out, so)  # atomic: concurrent builders agree on one file
-    lib = ctypes.CDLL(str(so))
-    t = ctypes.c_float if dtype == "float32" else ctypes.c_double
-    vp, i64, ci, dbl = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int, ctypes.c_double
-    signatures = {
-        "rl_fwd": (dbl, [vp, vp, vp, i64, t, ci]),
-        "rl_val": (dbl, [vp, vp, i64, ci]),
-        "rl_elem": (None, [vp, vp, vp, vp, i64]),
-        "rl_nll_fwd": (dbl, [vp, vp, vp, vp, vp, i64, ci]),
-        "rl_nll_val": (dbl, [vp, vp, vp, i64, ci]),
-    }
-    for name, (restype, argtypes) in signatures.items():
-        if hasattr(lib, name):
-            fn = getattr(lib, name)
-            fn.restype, fn.argtypes = restype, argtypes
-    return CKernel(lib, dtype, time.perf_counter() - start)
+    return ctypes.CDLL(str(so)), time.perf_counter() - start
+
+
+def library(
+    name: str,
+    src: str,
+    signatures: dict[str, tuple[Any, list[Any]]],
+    *,
+    wait: bool = False,
+) -> Any | None:
+    """A hand-written C library (``src``, functions declared by ``signatures``), built like
+    the loss kernels: in the background on first request (None meanwhile), cached on disk,
+    None for good when there is no compiler or ``REGLOSS_KERNELS=0``."""
+    if not enabled():
+        _STATUS["all"] = "disabled by REGLOSS_KERNELS=0"
+        return None
+
+    def make() -> Any:
+        lib, seconds = _compile(src)
+        _declare(lib, signatures)
+        return lib, seconds
+
+    return _request(("library", name, src), name, make, wait)
 
 
 def kernel(loss: Loss, dtype: str, *, wait: bool = False) -> CKernel | None:
@@ -358,22 +391,45 @@ def kernel(loss: Loss, dtype: str, *, wait: bool = False) -> CKernel | None:
     if not enabled():  # checked on every call: REGLOSS_KERNELS=0 turns built kernels off too
         _STATUS["all"] = "disabled by REGLOSS_KERNELS=0"
         return None
-    key = (type(loss), repr(loss), dtype)
+
+    def admit() -> bool:  # under the lock, once per new parameter setting
+        if _PER_CLASS.get(type(loss), 0) >= MAX_PER_CLASS:
+            _STATUS[loss.name] = f"more than {MAX_PER_CLASS} parameter settings: eager"
+            return False
+        _PER_CLASS[type(loss)] = _PER_CLASS.get(type(loss), 0) + 1
+        return True
+
+    def make() -> tuple[CKernel, float]:
+        src = nll_source(loss, dtype) if isinstance(loss, NLLSpec) else source(loss, dtype)
+        built = _build(src, dtype)
+        return built, built.compile_s
+
+    found = _request((type(loss), repr(loss), dtype), f"{loss!r} {dtype}", make, wait, admit)
+    return found if isinstance(found, CKernel) else None
+
+
+def _request(
+    key: tuple[Any, ...],
+    label: str,
+    make: Any,
+    wait: bool,
+    admit: Any = None,
+) -> Any:
+    """The built object of ``key``; on the first request ``make()`` (returning the object
+    and its build seconds) starts on a background thread, and None is returned meanwhile."""
     done = _KERNELS.get(key, _MISSING)
     if done is not _MISSING:
-        return done  # type: ignore[return-value]
+        return done
     with _LOCK:
         if key in _KERNELS:
             return _KERNELS[key]
         pending = _PENDING.get(key)
         if pending is None:
-            if _PER_CLASS.get(type(loss), 0) >= MAX_PER_CLASS:
-                _STATUS[loss.name] = f"more than {MAX_PER_CLASS} parameter settings: eager"
+            if admit is not None and not admit():
                 _KERNELS[key] = None
                 return None
-            _PER_CLASS[type(loss)] = _PER_CLASS.get(type(loss), 0) + 1
             pending = threading.Thread(
-                target=_build_into, args=(key, loss, dtype), name="regloss-kernel", daemon=True
+                target=_build_into, args=(key, label, make), name="regloss-kernel", daemon=True
             )
             _PENDING[key] = pending
             pending.start()
@@ -395,20 +451,19 @@ def _after_fork_in_child() -> None:
     _LOCK = threading.Lock()
     for key in list(_PENDING):
         _PENDING.pop(key)
-        _PER_CLASS[key[0]] = max(0, _PER_CLASS.get(key[0], 1) - 1)
+        if isinstance(key[0], type):  # a loss kernel (libraries are not counted per class)
+            _PER_CLASS[key[0]] = max(0, _PER_CLASS.get(key[0], 1) - 1)
 
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-def _build_into(key: tuple[Any, ...], loss: Loss, dtype: str) -> None:
-    result: CKernel | None = None
-    label = f"{loss!r} {dtype}"
+def _build_into(key: tuple[Any, ...], label: str, make: Any) -> None:
+    result: Any = None
     try:
-        src = nll_source(loss, dtype) if isinstance(loss, NLLSpec) else source(loss, dtype)
-        result = _build(src, dtype)
-        _STATUS[label] = f"ready in {result.compile_s:.3f} s"
+        result, seconds = make()
+        _STATUS[label] = f"ready in {seconds:.3f} s"
     except Untraceable as exc:
         _STATUS[label] = f"not traceable: {exc}"
     except (OSError, subprocess.SubprocessError) as exc:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import _fused
 from ._sketch import RelativeSketch, _magnitudes
 
 __all__ = ["EXACT_LIMIT", "OutputAccumulator"]
@@ -74,15 +75,22 @@ class OutputAccumulator:
             self.shift_y = float(np.mean(target / 2) * 2)
             spread = float(np.max(np.abs(r / 2 - self.shift_r / 2))) * 2
             if spread > 0 and math.isfinite(spread):
-                self.unit = 2.0 ** math.frexp(spread)[1]
+                # 2^1023 at most: a spread beyond 2^1023 (up to finfo.max) has no power of
+                # two above it, and d = r/unit stays below 4 anyway
+                self.unit = 2.0 ** min(math.frexp(spread)[1], 1023)
         assert self.shift_y is not None
-        self.r_min = min(self.r_min, float(r.min()))
-        self.r_max = max(self.r_max, float(r.max()))
         if self.kept is not None:
             if self.n + r.size <= self.exact_limit:
                 self.kept.append((r.copy(), None if weight is None else weight.copy()))
             else:
                 self.kept = None
+        fused = _fused.update(self, r, target, weight)  # one compiled pass, where built
+        if fused is not None:
+            self.n += r.size
+            self._track(pred, target, r, fused[0], rows, fused[1])
+            return
+        self.r_min = min(self.r_min, float(r.min()))
+        self.r_max = max(self.r_max, float(r.max()))
         w = np.ones_like(r) if weight is None else weight
         d = r / self.unit - self.shift_r / self.unit
         with np.errstate(over="ignore", invalid="ignore"):  # |r| > 1e154: r² is inf, as is MSE
@@ -124,10 +132,18 @@ class OutputAccumulator:
             self.parts[key].append(float(value))
 
     def _track(
-        self, pred: np.ndarray, target: np.ndarray, r: np.ndarray, wr2: np.ndarray, rows: np.ndarray
+        self,
+        pred: np.ndarray,
+        target: np.ndarray,
+        r: np.ndarray,
+        wr2: np.ndarray,
+        rows: np.ndarray,
+        i: int | None = None,
     ) -> None:
-        """The largest error, the plot sample and the top-k contributions."""
-        i = int(np.argmax(np.abs(r)))
+        """The largest error (at index ``i`` of the chunk, when known), the plot sample and
+        the top-k contributions."""
+        if i is None:
+            i = int(np.argmax(np.abs(r)))
         if abs(r[i]) > self.max_abs or self.max_row < 0:
             self.max_abs, self.max_row = float(abs(r[i])), int(rows[i])
         keys, sp, sr = self.rng.random(r.size), pred, r
@@ -152,9 +168,15 @@ class OutputAccumulator:
 
     def total(self, key: str) -> float:
         values = self.parts[key]
-        if not all(map(math.isfinite, values)):
-            return float(np.sum(values))  # fsum raises on inf; inf/nan is the honest total
-        return math.fsum(values)
+        if all(map(math.isfinite, values)):
+            try:
+                return math.fsum(values)
+            except OverflowError:  # a partial sum beyond finfo.max: add in units of 2^64
+                scaled = math.fsum(math.ldexp(v, -64) for v in values)
+                return (
+                    scaled * 2.0**64 if abs(scaled) < 2.0**960 else math.copysign(math.inf, scaled)
+                )
+        return float(np.sum(values))  # fsum raises on inf; inf/nan is the honest total
 
     def exact(self) -> tuple[np.ndarray, np.ndarray | None] | None:
         """All residuals (and weights), when they were few enough to keep."""
