@@ -41,6 +41,8 @@ from .trace import Emitter, Untraceable, trace
 __all__ = ["BLOCK", "elementwise", "forward", "source"]
 
 BLOCK = 1024
+#: warps per program (Triton's default); ``benchmarks/tune_gpu.py`` measures alternatives
+NUM_WARPS = 4
 
 #: functions taken from libdevice on the GPU (and NumPy in the interpreter)
 _MATH = ("exp", "expm1", "log", "log1p", "sinh", "tanh", "pow", "sqrt")
@@ -77,7 +79,8 @@ class _Emitter(Emitter):
 
 
 _PROLOGUE = """    pid = tl.program_id(0)
-    offs = pid * BLOCK + tl.arange(0, BLOCK)
+    # 64-bit offsets: pid * BLOCK passes 2^31 from 2^31 elements (8 GiB of float32)
+    offs = pid.to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     m = offs < n
     if F64:
         zero = tl.zeros([BLOCK], dtype=tl.float64)
@@ -253,6 +256,7 @@ def forward(
         WANT_V=want_value,
         F64=f64,
         BLOCK=BLOCK,
+        num_warps=NUM_WARPS,
     )
     count = fpart.sum(dtype=torch.float64) if want_count else None
     return part.sum(), count, g, v
@@ -266,5 +270,7 @@ def elementwise(loss: Loss, r: Any) -> tuple[Any, Any, Any]:
     n = r.numel()
     out = [torch.empty_like(r) for _ in range(3)]
     blocks = max(1, -(-n // BLOCK))
-    mod.rl_elem[(blocks,)](*[r, *out], n, F64=r.dtype == torch.float64, BLOCK=BLOCK)
+    mod.rl_elem[(blocks,)](
+        *[r, *out], n, F64=r.dtype == torch.float64, BLOCK=BLOCK, num_warps=NUM_WARPS
+    )
     return out[0], out[1], out[2]
