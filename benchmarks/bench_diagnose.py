@@ -1,14 +1,19 @@
 """Rows per second of ``regloss diagnose`` on a generated Parquet file, against pyarrow's own
 read speed, and the peak memory of each, for two file sizes (memory should stay flat).
 
-Run on demand: ``python benchmarks/bench_diagnose.py [--rows 10000000]``. Each measurement
-runs in a fresh subprocess so its peak RSS (``ru_maxrss``) is its own.
+Run on demand: ``python benchmarks/bench_diagnose.py [--rows 30000000] [--rounds 3]``. Each
+measurement runs in a fresh subprocess so its peak RSS (``ru_maxrss``) is its own; the
+contenders — pyarrow's read, diagnose with its compiled per-chunk pass, diagnose on the
+NumPy path (``REGLOSS_KERNELS=0``) — alternate in rounds (order flipped each round) and the
+table reports medians.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -30,7 +35,9 @@ print(json.dumps({"rows": n, "seconds": dt,
 
 DIAGNOSE = """
 import json, resource, sys, time
-from regloss.diagnostics import diagnose_source, open_source
+import pyarrow.parquet  # imported before the clock starts, as in READ
+from regloss.diagnostics import _fused, diagnose_source, open_source
+_fused.library(wait=True)  # loaded from the disk cache, as in any run after the first
 t = time.perf_counter()
 report = diagnose_source(open_source([sys.argv[1]], chunk_rows=65536))
 dt = time.perf_counter() - t
@@ -55,9 +62,10 @@ def _write(path: Path, rows: int) -> None:
             writer.write_table(pa.table({"prediction": y + noise, "target": y}))
 
 
-def _run(code: str, path: Path) -> dict[str, float]:
+def _run(code: str, path: Path, kernels: str = "1") -> dict[str, float]:
+    env = {**os.environ, "REGLOSS_KERNELS": kernels}
     out = subprocess.run(
-        [sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True
+        [sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True, env=env
     )
     result: dict[str, float] = json.loads(out.stdout)
     return result
@@ -65,25 +73,33 @@ def _run(code: str, path: Path) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=10_000_000, help="rows of the large file")
+    parser.add_argument("--rows", type=int, default=30_000_000, help="rows of the large file")
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     print(
-        "| rows | pyarrow read (rows/s) | regloss diagnose (rows/s) | ratio | "
-        "peak MB pyarrow | peak MB diagnose |"
+        "| rows | pyarrow read (rows/s) | diagnose (rows/s) | share of read | "
+        "NumPy path (rows/s) | share | peak MB pyarrow / diagnose / NumPy path |"
     )
-    print("|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|")
+    contenders = {"read": (READ, "1"), "diagnose": (DIAGNOSE, "1"), "numpy": (DIAGNOSE, "0")}
     with tempfile.TemporaryDirectory() as tmp:
         for rows in (args.rows // 10, args.rows):
             path = Path(tmp) / f"r{rows}.parquet"
             t = time.perf_counter()
             _write(path, rows)
             made = time.perf_counter() - t
-            read = _run(READ, path)
-            diag = _run(DIAGNOSE, path)
-            r1, r2 = rows / read["seconds"], rows / diag["seconds"]
+            runs: dict[str, list[dict[str, float]]] = {k: [] for k in contenders}
+            for r in range(args.rounds):
+                order = list(contenders) if r % 2 == 0 else list(reversed(contenders))
+                for k in order:
+                    runs[k].append(_run(*contenders[k][:1], path, contenders[k][1]))
+            rate = {k: statistics.median(rows / x["seconds"] for x in v) for k, v in runs.items()}
+            peak = {k: max(x["peak_mb"] for x in v) for k, v in runs.items()}
             print(
-                f"| {rows:,} | {r1:,.0f} | {r2:,.0f} | {r2 / r1:.3f} | "
-                f"{read['peak_mb']:.0f} | {diag['peak_mb']:.0f} |",
+                f"| {rows:,} | {rate['read']:,.0f} | {rate['diagnose']:,.0f} | "
+                f"{rate['diagnose'] / rate['read']:.3f} | {rate['numpy']:,.0f} | "
+                f"{rate['numpy'] / rate['read']:.3f} | "
+                f"{peak['read']:.0f} / {peak['diagnose']:.0f} / {peak['numpy']:.0f} |",
                 flush=True,
             )
             print(

@@ -211,3 +211,34 @@ def _assert_close(a: Any, b: Any, where: str = "report") -> None:
         assert a == pytest.approx(b, rel=1e-9, abs=1e-12, nan_ok=True), where
     else:
         assert a == b, where
+
+
+def test_prefetched_chunks_keep_order_errors_and_close_the_reader() -> None:
+    """The reader thread's chunks arrive in order; its exception is raised in the consumer
+    after the chunks before it; closing early stops the thread and closes the reader."""
+    import threading
+
+    from regloss.diagnostics._io import _prefetched
+
+    closed: list[bool] = []
+
+    def reader(n: int, fail_at: int | None = None) -> Any:
+        try:
+            for i in range(n):
+                if i == fail_at:
+                    raise ValueError(f"bad row {i}")
+                yield i
+        finally:
+            closed.append(True)
+
+    assert list(_prefetched(reader(50), 2)) == list(range(50))
+    got: list[int] = []
+    with pytest.raises(ValueError, match="bad row 7"):
+        got.extend(_prefetched(reader(50, fail_at=7), 2))
+    assert got == list(range(7))
+    before = threading.active_count()
+    stream = _prefetched(reader(10_000), 2)
+    assert next(stream) == 0
+    stream.close()  # the consumer stops early (an exception in the caller, say)
+    assert closed == [True, True, True]
+    assert threading.active_count() == before  # the worker has finished

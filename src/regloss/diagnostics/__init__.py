@@ -64,7 +64,7 @@ def run_source(
     rows = nonfinite = missing = 0
     first_bad: int | None = None
     rounded: str | None = None
-    for chunk in source.chunks():
+    for chunk in source.chunks(prefetch=2):  # the next chunks decode meanwhile
         rows += chunk.pred.shape[0]
         gap = np.zeros(chunk.pred.shape[0], bool) if chunk.missing is None else chunk.missing
         finite = np.isfinite(chunk.pred).all(axis=1) & np.isfinite(chunk.target).all(axis=1)

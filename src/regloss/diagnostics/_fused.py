@@ -55,12 +55,13 @@ static inline int64_t key_of(double a) {  /* a = |x| > 0: _sketch._magnitudes */
 
 /* ranges[0..7]: key (lo, hi) of r > 0, r < 0, c > 0, c < 0 with c = r - shift (lo > hi:
    none); extremes: r's min and max. Keys grow with |x|, so each range is the keys of the
-   smallest and largest magnitude of its sign: eight branch-free minima and maxima. */
+   smallest and largest magnitude of its sign: ten minima and maxima, vectorised. */
 void rl_diag_range(const double* r, int64_t n, double shift, int64_t* ranges,
                    double* extremes) {
   double mn = INFINITY, mx = -INFINITY;
   double plo = INFINITY, phi = 0, nlo = INFINITY, nhi = 0;   /* magnitudes */
   double cplo = INFINITY, cphi = 0, cnlo = INFINITY, cnhi = 0;
+  #pragma omp simd reduction(min: mn, plo, nlo, cplo, cnlo) reduction(max: mx, phi, nhi, cphi, cnhi)
   for (int64_t i = 0; i < n; i++) {
     const double x = r[i];
     const double c = x - shift;
@@ -69,13 +70,15 @@ void rl_diag_range(const double* r, int64_t n, double shift, int64_t* ranges,
     const double px = x > 0 ? x : INFINITY, nx = x < 0 ? -x : INFINITY;
     plo = px < plo ? px : plo;
     nlo = nx < nlo ? nx : nlo;
-    phi = (x > 0 && x > phi) ? x : phi;
-    nhi = (x < 0 && -x > nhi) ? -x : nhi;
+    const double p0 = x > 0 ? x : 0, n0 = x < 0 ? -x : 0;
+    phi = p0 > phi ? p0 : phi;
+    nhi = n0 > nhi ? n0 : nhi;
     const double pc = c > 0 ? c : INFINITY, nc = c < 0 ? -c : INFINITY;
     cplo = pc < cplo ? pc : cplo;
     cnlo = nc < cnlo ? nc : cnlo;
-    cphi = (c > 0 && c > cphi) ? c : cphi;
-    cnhi = (c < 0 && -c > cnhi) ? -c : cnhi;
+    const double pc0 = c > 0 ? c : 0, nc0 = c < 0 ? -c : 0;
+    cphi = pc0 > cphi ? pc0 : cphi;
+    cnhi = nc0 > cnhi ? nc0 : cnhi;
   }
   const double lo[4] = {plo, nlo, cplo, cnlo}, hi[4] = {phi, nhi, cphi, cnhi};
   for (int j = 0; j < 4; j++) {
@@ -108,6 +111,11 @@ int64_t rl_diag_acc(const double* r, const double* t, const double* w, int64_t n
   double best = -1.0;
   int64_t at = 0;
   const double su = shift * inv_unit;
+  /* sign-indexed bin arrays: a select by index, not a branch (signs are unpredictable) */
+  double* const rbins[2] = {pos, neg};
+  const int64_t rorg[2] = {pos0, neg0};
+  double* const cbins[2] = {cpos, cneg};
+  const int64_t corg[2] = {cpos0, cneg0};
   for (int64_t start = 0; start < n; start += BLOCK) {
     const int64_t stop = start + BLOCK < n ? start + BLOCK : n;
     double s[10] = {0};
@@ -128,8 +136,8 @@ int64_t rl_diag_acc(const double* r, const double* t, const double* w, int64_t n
       if (a > best) { best = a; at = i; }
       if (x > 0 || x < 0) {
         const int64_t k = key_of(a);
-        double* b = x > 0 ? pos + 4 * (k - pos0) : neg + 4 * (k - neg0);
-        bin4(b, 1.0, a);
+        const int sg = x < 0;
+        bin4(rbins[sg] + 4 * (k - rorg[sg]), 1.0, a);
         bin4(apos + 4 * (k - apos0), wi, a);
       } else {
         bin4(zero, 1.0, a);
@@ -139,7 +147,8 @@ int64_t rl_diag_acc(const double* r, const double* t, const double* w, int64_t n
       const double ac = fabs(c);
       if (c > 0 || c < 0) {
         const int64_t k = key_of(ac);
-        bin4(c > 0 ? cpos + 4 * (k - cpos0) : cneg + 4 * (k - cneg0), 1.0, ac);
+        const int sg = c < 0;
+        bin4(cbins[sg] + 4 * (k - corg[sg]), 1.0, ac);
       } else {
         bin4(czero, 1.0, c == c ? ac : c);
       }

@@ -13,6 +13,8 @@ import bz2
 import codecs
 import csv
 import gzip
+import queue
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,8 +67,66 @@ class Source:
     #: numbers parsed from text as float64: integers beyond 2^53 there are already rounded
     from_text: bool = False
 
-    def chunks(self) -> Iterator[Chunk]:
-        yield from self._iter()
+    def chunks(self, *, prefetch: int = 0) -> Iterator[Chunk]:
+        """The chunks in order; with ``prefetch`` > 0, read that many ahead on a background
+        thread, so decoding the next chunk (pyarrow and NumPy release the GIL) overlaps the
+        work on this one."""
+        if prefetch <= 0:
+            yield from self._iter()
+        else:
+            yield from _prefetched(self._iter(), prefetch)
+
+
+class _Raised:
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
+_END = object()
+
+
+def _prefetched(chunks: Iterator[Chunk], depth: int) -> Iterator[Chunk]:
+    """``chunks`` read by a worker thread up to ``depth`` ahead. The reader's exceptions are
+    re-raised here, in order; closing this generator stops the worker, which closes the
+    reader (its files) itself, so nothing outlives an early exit."""
+    items: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                items.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def work() -> None:
+        try:
+            for chunk in chunks:
+                if not put(chunk):
+                    return
+            put(_END)
+        except BaseException as exc:  # delivered to the consumer, raised there
+            put(_Raised(exc))
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()
+
+    worker = threading.Thread(target=work, name="regloss-read", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = items.get()
+            if item is _END:
+                return
+            if isinstance(item, _Raised):
+                raise item.exc
+            yield item
+    finally:
+        stop.set()
+        worker.join()
 
 
 def _pick(
@@ -121,8 +181,12 @@ def _chunk(
     bytes_read: int | None = None,
 ) -> Chunk:
     raw = [(table[p], table[t]) for p, t in zip(pred, target)]
-    p = np.column_stack([np.asarray(a, dtype=np.float64) for a, _ in raw])
-    t = np.column_stack([np.asarray(b, dtype=np.float64) for _, b in raw])
+    if len(raw) == 1:  # one output: a column view, no copy
+        p = np.asarray(raw[0][0], dtype=np.float64)[:, None]
+        t = np.asarray(raw[0][1], dtype=np.float64)[:, None]
+    else:
+        p = np.column_stack([np.asarray(a, dtype=np.float64) for a, _ in raw])
+        t = np.column_stack([np.asarray(b, dtype=np.float64) for _, b in raw])
     exact = [_residual(np.asarray(a), np.asarray(b)) for a, b in raw]
     resid = None
     if any(e is not None for e in exact):
