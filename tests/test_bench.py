@@ -179,6 +179,7 @@ def test_cli_bench_says_why_there_are_no_kernels(capsys: Any, monkeypatch: Any) 
 
     monkeypatch.setattr(c, "_KERNELS", {})
     monkeypatch.setattr(c, "_PER_CLASS", {})
+    monkeypatch.setattr(c, "_READY", {})
     code, out, _ = _bench_cli(capsys, "--section", "numpy")
     assert code == 0
     assert "generated kernels: none (no C compiler: set CC, or install gcc)" in out

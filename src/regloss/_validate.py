@@ -365,7 +365,7 @@ def check_scale_input(
         s = xp.reshape(s, (*ss, 1))
         ss = (*ss, 1)
     try:
-        out = tuple(np.broadcast_shapes(ss, shape))
+        out = shape if ss == shape else tuple(np.broadcast_shapes(ss, shape))
     except ValueError:
         out = None
     if out != shape:

@@ -391,6 +391,12 @@ def kernel(loss: Loss, dtype: str, *, wait: bool = False) -> CKernel | None:
     if not enabled():  # checked on every call: REGLOSS_KERNELS=0 turns built kernels off too
         _STATUS["all"] = "disabled by REGLOSS_KERNELS=0"
         return None
+    try:  # the hot path: the loss object itself as the key (repr costs ~10 us a call)
+        ready = _READY.get((loss, dtype))
+    except TypeError:  # an unhashable parameter (a tensor): the repr key below
+        ready = None
+    if ready is not None:
+        return ready
 
     def admit() -> bool:  # under the lock, once per new parameter setting
         if _PER_CLASS.get(type(loss), 0) >= MAX_PER_CLASS:
@@ -405,7 +411,19 @@ def kernel(loss: Loss, dtype: str, *, wait: bool = False) -> CKernel | None:
         return built, built.compile_s
 
     found = _request((type(loss), repr(loss), dtype), f"{loss!r} {dtype}", make, wait, admit)
-    return found if isinstance(found, CKernel) else None
+    if not isinstance(found, CKernel):
+        return None
+    try:
+        if len(_READY) > 4 * MAX_PER_CLASS:
+            _READY.clear()
+        _READY[(loss, dtype)] = found
+    except TypeError:
+        pass
+    return found
+
+
+#: built kernels by (loss object, dtype): frozen dataclasses hash by their parameters
+_READY: dict[tuple[Any, str], CKernel] = {}
 
 
 def _request(
