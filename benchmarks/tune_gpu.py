@@ -22,7 +22,7 @@ import bench_gpu
 from regloss._kernels import gpu
 from regloss.torch import functional as RF
 
-CONFIGS = [(1024, 4), (2048, 4), (2048, 8), (4096, 4), (4096, 8), (8192, 8)]
+CONFIGS = [(1024, 4), (2048, 4), (2048, 8), (4096, 4), (4096, 8), (8192, 8)]  # defaults first
 CASES = [
     ("quantile", torch.float32),
     ("tukey", torch.float32),
@@ -37,6 +37,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path)
     parser.add_argument("--log2", type=int, default=26)
+    parser.add_argument("--default-only", action="store_true", help="only the defaults' row")
     args = parser.parse_args()
     if not torch.cuda.is_available():
         print("tune_gpu.py needs a CUDA GPU", file=sys.stderr)
@@ -48,7 +49,7 @@ def main() -> int:
     lines.append("|---" * (len(CASES) + 2) + "|")
     data = {d: (torch.randn(n, device="cuda", dtype=d), torch.randn(n, device="cuda", dtype=d))
             for d in {d for _, d in CASES}}  # fmt: skip
-    for block, warps in CONFIGS:
+    for block, warps in CONFIGS[:1] if args.default_only else CONFIGS:
         gpu.BLOCK, gpu.NUM_WARPS = block, warps
         cells = []
         for name, dtype in CASES:

@@ -96,6 +96,17 @@ def log_ratio(xp: Any, a: Array, c: float, *, plus_one: bool = False) -> Array:
     past 88 (float32), the 1 of log1p is below rounding, and ``log(a) - log(c)`` loses
     nothing to cancellation.
     """
+    if isinstance(c, float) and not plus_one:
+        # One logarithm (the kernels evaluate both sides of a where): a / c cannot overflow
+        # for c >= 1; for c < 1 (c >= 1e-18, the scale parameters' floor) it can only past
+        # a = 2^64, where a·2^-64 / c is exact to the division and its log is positive, so
+        # adding back 64 log 2 loses nothing to cancellation.
+        if c >= 1.0:
+            return xp.log(a / c)
+        scaled = a > 2.0**64
+        q = xp.where(scaled, a * 2.0**-64, a) / c
+        log_q = xp.log(q)
+        return xp.where(scaled, log_q + 64.0 * math.log(2.0), log_q)
     u = a / c
     finite = xp.isfinite(u)
     log = xp.log1p if plus_one else xp.log

@@ -149,12 +149,17 @@ class LogCosh(Loss):
         a = xp.abs(r)
         big = a >= 1.0
         sh = xp.sinh(0.5 * xp.where(big, 0.0, a))  # cosh a - 1 = 2 sinh²(a/2)
-        small = xp.log1p(2.0 * sh * sh)
-        large = a + xp.log1p(xp.exp(-2.0 * xp.where(big, a, 1.0))) - _LOG2
-        return xp.where(big, large, small)
+        # e^{-2a} as 1 + expm1(-2a): exact for a >= 1 (Sterbenz), and the expm1 is psi's, so
+        # a fused kernel (which evaluates both sides of a where) computes it once
+        e = 1.0 + xp.expm1(-2.0 * a)
+        # one log1p for both sides: log1p(2 sinh²(a/2)) below 1, a - log 2 + log1p(e^{-2a})
+        log = xp.log1p(xp.where(big, e, 2.0 * sh * sh))
+        return xp.where(big, a + log - _LOG2, log)
 
     def psi(self, r: Array) -> Array:
-        return namespace(r).tanh(r)
+        xp = namespace(r)
+        m = xp.expm1(-2.0 * xp.abs(r))  # tanh|r| = -m / (2 + m), exact in form at 0 and inf
+        return _signed(xp, r, xp.abs(m) / (2.0 + m))
 
     def psi_prime(self, r: Array) -> Array:
         xp = namespace(r)
@@ -277,9 +282,12 @@ class Cauchy(Loss):
         c = self.c
         _, big, a_s, a_l = _split(xp, r, c)
         u, v = a_s / c, c / a_l
-        small = 0.5 * a_s * a_s * log1p_ratio(xp, u * u)  # a²/2 · log1p(u²)/u²
+        # one log1p for both sides (u² ≤ 1 below c, v² ≤ 1 above): the kernels evaluate
+        # both sides of the where, and their compilers fold the two identical calls
+        w = xp.where(big, v * v, u * u)
+        small = 0.5 * a_s * a_s * log1p_ratio(xp, w)  # a²/2 · log1p(u²)/u²
         # log1p(u²) = 2 log u + log1p(v²) for large u
-        large = c * (c * (log_ratio(xp, a_l, c) + 0.5 * xp.log1p(v * v)))
+        large = c * (c * (log_ratio(xp, a_l, c) + 0.5 * xp.log1p(w)))
         return xp.where(big, large, small)
 
     def psi(self, r: Array) -> Array:
