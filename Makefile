@@ -42,8 +42,9 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
 
+# Worker processes (pytest-xdist): one per core, at most 4 (each imports torch and JAX).
 pytest: $(STAMP) browser
-	HYPOTHESIS_PROFILE=ci $(BIN)/python -m pytest -q
+	HYPOTHESIS_PROFILE=ci $(BIN)/python -m pytest -q -n auto --maxprocesses 4
 
 test: lint typecheck pytest
 
