@@ -49,6 +49,22 @@ def _sync() -> None:
         torch.cuda.synchronize()
 
 
+def use_device(device: str) -> str | None:
+    """Route regloss's Triton kernels to ``device`` ('cuda', or 'cpu' through Triton's
+    interpreter, a smoke test) with the generated kernels on; the reason when it cannot."""
+    if device == "cuda" and not torch.cuda.is_available():
+        return "no CUDA GPU"
+    if device == "cpu":
+        if os.environ.get("TRITON_INTERPRET") != "1":
+            return "--device cpu needs TRITON_INTERPRET=1"
+        from regloss import _kernels, _reduce
+
+        _kernels.TRITON_DEVICES.add("cpu")
+        _reduce.TRITON_DEVICES.add("cpu")
+    os.environ["REGLOSS_KERNELS"] = "1"
+    return None
+
+
 def _elapsed_ms(f: Callable[[], None], reps: int) -> float:
     """Milliseconds per call of ``f`` over ``reps`` calls: CUDA events on a GPU."""
     if DEVICE != "cuda":
@@ -187,18 +203,10 @@ def main() -> int:
     args = parser.parse_args()
     global DEVICE
     DEVICE = args.device
-    if DEVICE == "cuda" and not torch.cuda.is_available():
-        print("bench_gpu.py needs a CUDA GPU", file=sys.stderr)
+    problem = use_device(DEVICE)
+    if problem:
+        print(f"bench_gpu.py: {problem}", file=sys.stderr)
         return 2
-    if DEVICE == "cpu":
-        if os.environ.get("TRITON_INTERPRET") != "1":
-            print("--device cpu needs TRITON_INTERPRET=1", file=sys.stderr)
-            return 2
-        from regloss import _kernels, _reduce
-
-        _kernels.TRITON_DEVICES.add("cpu")
-        _reduce.TRITON_DEVICES.add("cpu")
-    os.environ["REGLOSS_KERNELS"] = "1"
     lines: list[str] = []
 
     def emit(line: str) -> None:

@@ -16,10 +16,13 @@ import os
 import statistics
 import sys
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench_gpu
 import regloss
 from regloss.torch import functional as RF
 
@@ -183,23 +186,15 @@ def main() -> int:
     args = ap.parse_args()
     global DEVICE
     DEVICE = args.device
-    if DEVICE == "cuda" and not torch.cuda.is_available():
-        print("no CUDA device", file=sys.stderr)
+    problem = bench_gpu.use_device(DEVICE)
+    if problem:
+        print(f"cuda_check.py: {problem}", file=sys.stderr)
         return 2
-    if DEVICE == "cpu":
-        if os.environ.get("TRITON_INTERPRET") != "1":
-            print("--device cpu needs TRITON_INTERPRET=1", file=sys.stderr)
-            return 2
-        from regloss import _kernels, _reduce
-
-        _kernels.TRITON_DEVICES.add("cpu")
-        _reduce.TRITON_DEVICES.add("cpu")
-    os.environ["REGLOSS_KERNELS"] = "1"
     failures: list[str] = []
     lines = [f"torch {torch.__version__}, regloss {regloss.__version__}"]
     t = time.perf_counter()
     check(failures, lines)
-    if not args.no_timing:
+    if not args.no_timing and DEVICE == "cuda":  # CUDA events: no timing on the CPU
         timing(lines)
     lines.append(f"\n({time.perf_counter() - t:.0f} s)")
     lines += [f"FAILED: {f}" for f in failures[:50]]
