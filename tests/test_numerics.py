@@ -118,3 +118,44 @@ def test_adaptive_barron_on_gross_outliers(dtype: Any) -> None:
     assert torch.isfinite(p.grad).all()
     for param in crit.parameters():
         assert param.grad is not None and torch.isfinite(param.grad).all()
+
+
+_MP = pytest.importorskip("mpmath")
+
+
+def _mp_reference(fn: Any, a: float, k: float) -> float:
+    with _MP.workdps(60):
+        return float(fn(_MP.mpf(a) / _MP.mpf(k)))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("k", [1e-18, 0.3, 1.0, 2.385, 1e18])
+def test_one_call_log1p_forms_hold_over_the_whole_range(dtype: Any, k: float) -> None:
+    """log1p_square and log1p_quotient (one log1p call each, so a fused kernel evaluates
+    one function for both sides of a loss's where) against 60-digit mpmath, from 0 and
+    subnormals to finfo.max, for scales below and above 1."""
+    from regloss._numerics import log1p_quotient, log1p_square
+
+    fi = np.finfo(dtype)
+    grid = np.geomspace(float(fi.smallest_subnormal), float(fi.max), 400).astype(dtype)
+    edges = [0.0, 2.0**64, 2.0**64 * 1.001, 2.0**60 * k, 2.0**60 * k * 1.01, k, float(fi.max)]
+    a = np.unique(np.concatenate([grid, np.asarray(edges, dtype=np.float64).astype(dtype)]))
+    a = a[np.isfinite(a)]
+    kd = float(dtype(k))  # the scale as the dtype computes with it
+    want_sq = np.array([_mp_reference(lambda q: _MP.log1p(q * q), float(x), kd) for x in a])
+    want_q = np.array([_mp_reference(_MP.log1p, float(x), kd) for x in a])
+    tiny = float(fi.smallest_normal)
+    k_array = np.asarray(kd, dtype=dtype)  # a traced or per-element scale takes this form
+    with np.errstate(over="ignore", divide="ignore"):
+        pairs = [
+            (log1p_square(np, a, kd)[0], want_sq),
+            (log1p_quotient(np, a, kd), want_q),
+            (log1p_square(np, a, k_array)[0], want_sq),
+            (log1p_quotient(np, a, k_array), want_q),
+        ]
+    for got, want in pairs:
+        assert np.all(np.isfinite(got)), a[~np.isfinite(got)]
+        diff = np.abs(got.astype(np.float64) - want)
+        # relative to the value, or absolute where the value is subnormal
+        err = np.where(diff <= tiny * float(fi.eps), 0.0, diff / np.maximum(np.abs(want), tiny))
+        assert float(err.max()) <= 8 * float(fi.eps), (float(err.max()), a[np.argmax(err)])

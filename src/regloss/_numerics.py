@@ -11,7 +11,16 @@ from typing import Any
 
 from ._typing import Array
 
-__all__ = ["axpy", "expm1_ratio", "log1p_ratio", "log_ratio", "stop_gradient", "vdot"]
+__all__ = [
+    "axpy",
+    "expm1_ratio",
+    "log1p_quotient",
+    "log1p_ratio",
+    "log1p_square",
+    "log_ratio",
+    "stop_gradient",
+    "vdot",
+]
 
 
 #: float32 dot products longer than this are summed as partial dots of ``_DOT_BLOCK``
@@ -112,6 +121,72 @@ def log_ratio(xp: Any, a: Array, c: float, *, plus_one: bool = False) -> Array:
     log = xp.log1p if plus_one else xp.log
     log_c = math.log(c) if isinstance(c, float) else xp.log(c)  # c may be a traced array
     return xp.where(finite, log(xp.where(finite, u, 1.0)), xp.log(a) - log_c)
+
+
+#: past this quotient q, log1p(q²) is 2 log1p(q - 1) to 2^-120 (and q² would leave float32)
+_SQUARE_LINEAR = 2.0**60
+
+
+def log1p_square(xp: Any, a: Array, k: float) -> tuple[Array, Array]:
+    """``(log1p((a/k)²), (a/k)²)`` for ``a >= 0`` and a float ``k > 0``, in ONE log1p call
+    and finite wherever the log is (the square is capped where it would overflow; callers
+    use it only below ``a = k``).
+
+    The fused kernels evaluate every side of a ``where``, so the loss definitions give each
+    transcendental function one argument: ``log1p(q²)`` for ``q = a/k <= 2^60``, and past it
+    ``2 log1p(q - 1) = 2 log q`` (the dropped ``log1p(1/q²)`` is below 2^-120). For k < 1
+    the quotient can overflow only past ``a = 2^64``, where it is taken as ``a·2^-64 / k``
+    (> 1, so ``q - 1`` loses nothing) and ``128 log 2`` is added back.
+    """
+    if not isinstance(k, (int, float)):  # a traced or array scale: no kernel, two calls
+        return _log1p_square_array(xp, a, k)
+    if k < 1.0:
+        scaled = a > 2.0**64
+        q = xp.where(scaled, a * 2.0**-64, a) / k
+        linear = scaled | (q > _SQUARE_LINEAR)
+    else:
+        scaled = None
+        q = a / k
+        linear = q > _SQUARE_LINEAR
+    q2 = xp.where(linear, 1.0, q) ** 2
+    log = xp.log1p(xp.where(linear, q - 1.0, q2))
+    out = xp.where(linear, 2.0 * log, log)
+    if scaled is not None:
+        out = xp.where(scaled, out + 128.0 * math.log(2.0), out)
+    return out, q2
+
+
+def _overflowed(xp: Any, a: Array, k: Array) -> tuple[Array, Array]:
+    """``(a / k, where it overflowed for a finite a)``."""
+    q = a / k
+    return q, xp.isinf(q) & xp.isfinite(a)
+
+
+def _log1p_square_array(xp: Any, a: Array, k: Array) -> tuple[Array, Array]:
+    q, over = _overflowed(xp, a, k)
+    linear = q > _SQUARE_LINEAR
+    q2 = xp.where(linear, 1.0, q) ** 2
+    log = xp.log1p(xp.where(linear, xp.where(over, 2.0, q) - 1.0, q2))
+    out = xp.where(linear, 2.0 * log, log)
+    past = 2.0 * (xp.log(xp.where(over, a, 1.0)) - xp.log(k))
+    return xp.where(over, past, out), q2
+
+
+def log1p_quotient(xp: Any, a: Array, k: float) -> Array:
+    """``log1p(a / k)`` for ``a >= 0`` and a float ``k > 0`` in one log1p call, finite where
+    the quotient overflows (k < 1 past ``a = 2^64``: there ``log(a·2^-64 / k) + 64 log 2``,
+    the log taken as ``log1p`` of the quotient minus 1, which is > 0 and exact enough; the
+    dropped ``log1p(k/a)`` is below 2^-64)."""
+    if not isinstance(k, (int, float)):  # a traced or array scale: no kernel, two calls
+        q, over = _overflowed(xp, a, k)
+        past = xp.log(xp.where(over, a, 1.0)) - xp.log(k)
+        return xp.where(over, past, xp.log1p(xp.where(over, 1.0, q)))
+    if k >= 1.0:
+        return xp.log1p(a / k)
+    scaled = a > 2.0**64
+    q = xp.where(scaled, a * 2.0**-64, a) / k
+    log = xp.log1p(xp.where(scaled, q - 1.0, q))
+    return xp.where(scaled, log + 64.0 * math.log(2.0), log)
 
 
 def log1p_ratio(xp: Any, x: Array) -> Array:

@@ -22,7 +22,7 @@ from importlib import resources
 from typing import Any
 
 from .._namespace import namespace
-from .._numerics import expm1_ratio, log1p_ratio, log_ratio
+from .._numerics import log1p_square
 from .._typing import Array
 from .._validate import check_param_array, check_scale_param
 from ._base import Loss, register
@@ -123,8 +123,10 @@ class Barron(Loss):
     :math:`\tfrac{b}{2} L\,\frac{\operatorname{expm1}(z)}{z}` with
     :math:`L = \operatorname{log1p}(x^2/b)` and :math:`z = \tfrac{\alpha}{2} L`, which
     keeps precision near α = 0 and α = 2 (continuous through both) and for tiny |α|. L is
-    computed as :math:`2\log y + \operatorname{log1p}(1/y^2)`, :math:`y = |x|/\sqrt b`,
-    for y > 1, so no square overflows: ρ and ψ are finite wherever their value is. For
+    one log1p of :math:`y^2`, :math:`y = |x|/\sqrt b`, taken as :math:`2\log y` where y²
+    would overflow (``_numerics.log1p_square``), and ψ for y > 1 is
+    :math:`(\sqrt b/c)\,e^{(\alpha-1)L/2}/\sqrt{1 + 1/y^2}`, so no square or power
+    overflows: ρ and ψ are finite wherever their value is, from three transcendental calls. For
     α = +inf the loss is exp(x²/2) − 1, which is inf for |x| beyond about 37 (float64).
     ``alpha`` is ±inf or finite with :math:`|\alpha| \le 10^{18}`; ``scale`` is in
     [1e-18, 1e18].
@@ -191,9 +193,9 @@ class Barron(Loss):
         a = xp.abs(r)
         big = a > k
         a_s, a_l = xp.where(big, k, a), xp.where(big, a, k)
-        ys, vl = a_s / k, k / a_l
-        log_term = xp.where(big, 2.0 * log_ratio(xp, a_l, k) + xp.log1p(vl * vl), xp.log1p(ys * ys))
-        return xp, big, a_s, a_l, log_term, ys, b
+        # L = log1p(y²) in one log1p call for both sides (see log1p_square)
+        log_term, _ = log1p_square(xp, a, k)
+        return xp, big, a_s, a_l, log_term, a_s / k, b
 
     def rho(self, r: Array) -> Array:
         a = self.alpha
@@ -210,16 +212,21 @@ class Barron(Loss):
             return namespace(r).expm1(0.5 * x * x)
         xp, big, a_s, _, log_term, ys, b = self._general(r)
         z = (0.5 * a) * log_term
-        e = expm1_ratio(xp, z)
+        # expm1(z) overflows before (b/a) expm1(z) does when b/a is small (a near 2): past
+        # z = 40 the -1 is below float64 precision and b/a goes into the exponent. The same
+        # expm1 call serves both (a fused kernel evaluates both sides of a where).
+        huge = z > _Z_BIG if a > 0 else None
+        em = xp.expm1(z if huge is None else xp.where(huge, z + math.log(b / a), z))
+        zero = z == 0
+        e = xp.where(zero, 1.0, em / xp.where(zero, 1.0, z))  # expm1(z)/z
         # b/a expm1(a/2 L) = (b/2) L e; for small y, (b/2) L = x²/2 · log1p(y²)/y².
         xs = a_s / self.scale
-        small = 0.5 * xs * xs * log1p_ratio(xp, ys * ys)
+        y2 = ys * ys
+        tiny = y2 == 0
+        small = 0.5 * xs * xs * xp.where(tiny, 1.0, log_term / xp.where(tiny, 1.0, y2))
         out = xp.where(big, (0.5 * b) * log_term, small) * e
-        if a > 0:
-            # expm1(z) overflows before (b/a) expm1(z) does when b/a is small (a near 2):
-            # past z = 40 the -1 is below float64 precision and b/a goes into the exponent.
-            zc = xp.where(z > _Z_BIG, z, _Z_BIG)
-            out = xp.where(z > _Z_BIG, xp.exp(zc + math.log(b / a)), out)
+        if huge is not None:
+            out = xp.where(huge, em + 1.0, out)
         elif a < 0:
             out = xp.clip(out, None, b / -a)  # bounded by b/|a|; rounding may touch it
         return out
@@ -244,18 +251,18 @@ class Barron(Loss):
         # (sqrt(b)/c) y^(a-1) (1+w)^(a/2-1): powers of y, not of 1 + y², so nothing
         # overflows or underflows that the result does not; where y itself overflows
         # (tiny scales in float32) the power is taken in logs.
-        small = a_s / (c * c) * xp.exp((0.5 * a - 1.0) * log_term)
-        y = a_l / k
-        finite = xp.isfinite(y)
-        y_f = xp.where(finite, y, 1.0)
-        w = 1.0 / (y_f * y_f)
-        tail = (1.0 + w) ** (0.5 * a - 1.0)
-        large = xp.where(
-            finite,
-            (math.sqrt(b) / c) * (y_f ** (a - 1.0)) * tail,
-            xp.exp((a - 1.0) * log_ratio(xp, a_l, k) + math.log(math.sqrt(b) / c)),
+        # In L = log1p(y²) = 2 log y + log1p(w) with w = 1/y², the large side is
+        # (sqrt(b)/c) e^{(a-1)/2 L} / sqrt(1 + w); its constant goes into the exponent. One
+        # exp serves both sides.
+        power = xp.where(
+            big,
+            (0.5 * (a - 1.0)) * log_term + math.log(math.sqrt(b) / c),
+            (0.5 * a - 1.0) * log_term,
         )
-        return _signed(xp, r, xp.where(big, large, small))
+        e = xp.exp(power)
+        v = k / a_l
+        large = e / xp.sqrt(1.0 + v * v)
+        return _signed(xp, r, xp.where(big, large, a_s / (c * c) * e))
 
     def psi_prime(self, r: Array) -> Array:
         a, c = self.alpha, self.scale

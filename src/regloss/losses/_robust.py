@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from .._namespace import namespace
-from .._numerics import expm1_ratio, log1p_ratio, log_ratio
+from .._numerics import log1p_quotient, log1p_square
 from .._typing import Array
 from .._validate import check_loss_param, check_scale_param
 from ._base import Loss, register
@@ -127,11 +127,13 @@ class LogCosh(Loss):
 
     Notes
     -----
-    Computed as :math:`\operatorname{log1p}(2\sinh^2(r/2))` for :math:`|r| < 1` (no
-    cancellation for small r) and :math:`|r| + \operatorname{log1p}(e^{-2|r|}) - \log 2`
-    beyond (``cosh`` itself overflows past :math:`|r| \approx 89` in float32); finite for
-    any finite r. :math:`\psi' = 4e^{-2|r|}/(1 + e^{-2|r|})^2`, accurate where
-    :math:`1 - \tanh^2` would round to 0. The maximum-likelihood loss of the
+    Computed as :math:`\operatorname{log1p}(m^2 / (2s(1+s)^2))` with
+    :math:`m = \operatorname{expm1}(-2|r|)`, :math:`s = e^{-|r|}` for :math:`|r| < 1` (that is
+    :math:`\cosh r - 1` without cancellation for small r) and
+    :math:`|r| + \operatorname{log1p}(e^{-2|r|}) - \log 2` beyond (``cosh`` itself
+    overflows past :math:`|r| \approx 89` in float32); finite for any finite r.
+    :math:`\psi' = 4e^{-2|r|}/(1 + e^{-2|r|})^2`, accurate where :math:`1 - \tanh^2` would
+    round to 0. The maximum-likelihood loss of the
     hyperbolic-secant distribution.
 
     Examples
@@ -148,12 +150,16 @@ class LogCosh(Loss):
         xp = namespace(r)
         a = xp.abs(r)
         big = a >= 1.0
-        sh = xp.sinh(0.5 * xp.where(big, 0.0, a))  # cosh a - 1 = 2 sinh²(a/2)
-        # e^{-2a} as 1 + expm1(-2a): exact for a >= 1 (Sterbenz), and the expm1 is psi's, so
-        # a fused kernel (which evaluates both sides of a where) computes it once
-        e = 1.0 + xp.expm1(-2.0 * a)
-        # one log1p for both sides: log1p(2 sinh²(a/2)) below 1, a - log 2 + log1p(e^{-2a})
-        log = xp.log1p(xp.where(big, e, 2.0 * sh * sh))
+        # Both sides from psi's expm1 (a fused kernel evaluates both sides of a where, and
+        # computes the shared call once): m = expm1(-2a), e^{-2a} = 1 + m (exact for a >= 1,
+        # Sterbenz) and, with s = e^{-a} = sqrt(1 + m), cosh a - 1 = m² / (2 s (1 + s)²), a
+        # product without cancellation (1 - s = -m/(1 + s)).
+        m = xp.expm1(-2.0 * a)
+        e = 1.0 + m
+        s = xp.sqrt(xp.where(big, 1.0, e))
+        one_s = 1.0 + s
+        # one log1p for both sides: log1p(cosh a - 1) below 1, a - log 2 + log1p(e^{-2a})
+        log = xp.log1p(xp.where(big, e, m * m / (2.0 * s * (one_s * one_s))))
         return xp.where(big, a + log - _LOG2, log)
 
     def psi(self, r: Array) -> Array:
@@ -280,15 +286,14 @@ class Cauchy(Loss):
     def rho(self, r: Array) -> Array:
         xp = namespace(r)
         c = self.c
-        _, big, a_s, a_l = _split(xp, r, c)
-        u, v = a_s / c, c / a_l
-        # one log1p for both sides (u² ≤ 1 below c, v² ≤ 1 above): the kernels evaluate
-        # both sides of the where, and their compilers fold the two identical calls
-        w = xp.where(big, v * v, u * u)
-        small = 0.5 * a_s * a_s * log1p_ratio(xp, w)  # a²/2 · log1p(u²)/u²
-        # log1p(u²) = 2 log u + log1p(v²) for large u
-        large = c * (c * (log_ratio(xp, a_l, c) + 0.5 * xp.log1p(w)))
-        return xp.where(big, large, small)
+        a = xp.abs(r)
+        # one log1p for both sides (the kernels evaluate both sides of the where)
+        log, u2 = log1p_square(xp, a, c)
+        a_s = xp.where(a > c, c, a)
+        # a²/2 · log1p(u²)/u² below c: exact for u² underflowing; c²/2 log1p(u²) above
+        zero = u2 == 0
+        small = 0.5 * a_s * a_s * xp.where(zero, 1.0, log / xp.where(zero, 1.0, u2))
+        return xp.where(a > c, (0.5 * c * c) * log, small)
 
     def psi(self, r: Array) -> Array:
         xp = namespace(r)
@@ -379,12 +384,14 @@ class Welsch(Loss):
     def rho(self, r: Array) -> Array:
         xp = namespace(r)
         c = self.c
-        _, big, a_s, a_l = _split(xp, r, c)
-        u2 = (a_s / c) ** 2
-        # a²/2 · (1 - e^{-u²})/u² for small u; e^{-u²} is 0 long before u² overflows.
-        small = 0.5 * a_s * a_s * expm1_ratio(xp, -u2)
-        large = (-0.5 * c * c) * xp.expm1(-(xp.clip(a_l / c, None, _FLAT) ** 2))
-        return xp.where(big, large, small)
+        a, big, a_s, _ = _split(xp, r, c)
+        # one expm1 for both sides: e^{-u²} is 0 long before u² overflows, so u is capped
+        z = -(xp.clip(a / c, None, _FLAT) ** 2)
+        e = xp.expm1(z)
+        # a²/2 · (1 - e^{-u²})/u² for small u (exact where u² underflows); c²/2 (1 - e^{-u²})
+        zero = z == 0
+        small = 0.5 * a_s * a_s * xp.where(zero, 1.0, e / xp.where(zero, 1.0, z))
+        return xp.where(big, (-0.5 * c * c) * e, small)
 
     def psi(self, r: Array) -> Array:
         xp = namespace(r)
@@ -487,7 +494,7 @@ class Fair(Loss):
         ct = a_s / (2.0 + u)
         small = ct * ct * (2.0 / (1.0 - t) - 2.0 * t * series)
         a_l = xp.where(big, a, c)
-        large = c * (a_l - c * log_ratio(xp, a_l, c, plus_one=True))
+        large = c * (a_l - c * log1p_quotient(xp, a_l, c))  # one log1p
         return xp.where(big, large, small)
 
     def psi(self, r: Array) -> Array:
