@@ -9,6 +9,8 @@ and built synchronously.
 from __future__ import annotations
 
 import os
+import re
+import subprocess
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -237,6 +239,40 @@ def test_generated_source_is_one_loop_from_the_definition() -> None:
     assert "0x1.0000000000000p+1" in src  # c = 2 as the float32 constant
     assert src.count("for (int64_t i = 0; i < n; i++)") == 3  # fwd, val, elem
     assert os.linesep not in src.replace("\n", "")
+
+
+_CALL = re.compile(r"= (?:exp|expm1|log|log1p|sinh|tanh|pow)f?\(")
+_VECTOR_CALL = re.compile(r"call\s+(_ZGV[a-z]N\d+)v+_\w+")
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_each_transcendental_call_is_made_once_per_vector_step(dtype: str) -> None:
+    """The vectorised loop of rl_fwd calls libmvec no more often than the generated source
+    calls a function. GCC's jump threading once copied a call lying between two selects on
+    one condition into both paths, and the vectoriser then made both calls: Cauchy's one
+    log1p ran twice, Barron's three calls five (c.FLAGS now turns that copying off)."""
+    cc = c._compiler()
+    assert cc is not None, "the generated kernels need a C compiler"
+    flags = [f for f in c.FLAGS if f not in ("-shared", "-fPIC")]
+    for name in regloss.available_losses():
+        loss = get_loss(name)
+        if loss.depends_on_position():
+            continue
+        src = c.source(loss, dtype)
+        fwd = src[src.index("double rl_fwd") : src.index("double rl_val")]
+        in_source = len(_CALL.findall(fwd))
+        run = subprocess.run(
+            [cc, *flags, "-S", "-o", "-", "-x", "c", "-"],
+            input=src,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        body = run.stdout.split("rl_fwd._omp_fn.0:", 1)[1].split(".size\trl_fwd._omp_fn.0", 1)[0]
+        per_isa: dict[str, int] = {}
+        for isa in _VECTOR_CALL.findall(body):  # a main loop and a narrower epilogue
+            per_isa[isa] = per_isa.get(isa, 0) + 1
+        assert max(per_isa.values(), default=0) <= in_source, (name, in_source, per_isa)
 
 
 # --- negative log-likelihoods ---------------------------------------------------------------

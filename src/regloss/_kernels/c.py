@@ -61,6 +61,10 @@ FLAGS = (
     "-fno-math-errno",  # libm calls are pure: CSE and vectorisation
     "-fno-trapping-math",  # selects instead of branches (no FP exception flags are read)
     "-ffp-contract=off",  # no FMA contraction: the same roundings as the eager definition
+    # GCC's jump threading copies a call that sits between two selects on one condition into
+    # both paths, and the vectoriser then makes both calls: Cauchy's one log1p became two,
+    # Barron's three calls five (measured in the generated assembly, tests/test_kernels.py)
+    "--param=max-jump-thread-duplication-stmts=0",
     "-shared",
     "-fPIC",
 )
