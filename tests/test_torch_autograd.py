@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from tests.settings import SETTINGS, params
 from torch._subclasses import FakeTensorMode
 from torch.func import grad, hessian, jacfwd, jacrev, vmap
+from torch.utils._python_dispatch import TorchDispatchMode
 
 import regloss
 import regloss.torch as rt
@@ -130,6 +131,69 @@ def test_memory_held_by_kept_losses_is_within_torchs(name: str, torch_fn: Any) -
     ours = _held_bytes(lambda p, t: rtf.loss(name, p, t))
     theirs = _held_bytes(torch_fn)
     assert ours <= theirs, f"20 kept losses hold {ours} bytes, torch's {theirs}"
+
+
+class _Allocations(TorchDispatchMode):
+    """Records the storages of the n-element tensors each operation returns."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self.n, self.storages = n, []
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        out = func(*args, **(kwargs or {}))
+        for t in out if isinstance(out, (tuple, list)) else (out,):
+            if isinstance(t, torch.Tensor) and t.numel() == self.n:
+                self.storages.append((str(func), t.untyped_storage().data_ptr()))
+        return out
+
+
+@pytest.mark.parametrize("kernels", ["eager", "generated"])
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize(("name", "p"), DEFAULTS)
+def test_backward_allocates_no_second_gradient_buffer(
+    name: str, p: dict, reduction: str, kernels: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A training step allocates one n-element buffer: the forward's psi (its scale folded
+    in), which the backward hands on as the gradient. Neither the zero gradients autograd
+    materialises for unused outputs (0.6 ms at 2^20) nor a psi * grad product is allowed."""
+    n = 4096
+    if kernels == "generated":
+        from regloss._kernels import c
+
+        monkeypatch.setenv("REGLOSS_KERNELS", "1")
+        assert c.kernel(regloss.get_loss(name, **p), "float32", wait=True) is not None
+    x = torch.randn(n, requires_grad=True)
+    target = torch.randn(n)
+    with _Allocations(n) as fwd:
+        loss = rtf.loss(name, x, target, reduction=reduction, **p)
+    with _Allocations(n) as bwd:
+        loss.backward()
+    assert x.grad is not None
+    if name in ("mse", "mae", "huber", "smooth_l1"):
+        return  # PyTorch's own fused kernels (the native route): their backward allocates
+    made_in_forward = {ptr for _, ptr in fwd.storages}
+    assert x.grad.untyped_storage().data_ptr() in made_in_forward
+    fresh = [(op, ptr) for op, ptr in bwd.storages if ptr not in made_in_forward]
+    assert not fresh, fresh
+
+
+@pytest.mark.parametrize(("name", "p"), DEFAULTS)
+def test_gradient_buffer_handed_on_is_right_on_every_later_backward(name: str, p: dict) -> None:
+    """The buffer the first backward hands on (and that the user may then change in place)
+    is never read again: a retained graph's later backwards recompute psi."""
+    x = torch.randn(64, requires_grad=True)
+    target = torch.randn(64)
+    want = torch.autograd.grad(rtf.loss(name, x, target, **p), x)[0]
+    loss = rtf.loss(name, x, target, **p)
+    (3.0 * loss).backward(retain_graph=True)
+    assert x.grad is not None
+    torch.testing.assert_close(x.grad, 3.0 * want)
+    x.grad.zero_()  # the user (an optimiser's zero_grad(set_to_none=False)) writes into it
+    loss.backward(retain_graph=True)
+    torch.testing.assert_close(x.grad, want)
+    loss.backward()
+    torch.testing.assert_close(x.grad, 2.0 * want)
 
 
 # --- in-place -----------------------------------------------------------------------------

@@ -154,9 +154,10 @@ def forward(loss: Loss, xp: Any, prep: Prepared, *, need_psi: bool) -> Forward:
         # The training hot path: no pass over the data beyond the loss itself.
         numel = math.prod(prep.shape)
         scale = _scale(xp, prep, None)
-        kernel = fused(loss, xp, prep, dtype, need_psi)
-        if kernel is not None:  # one generated pass (regloss._kernels)
-            return Forward(kernel[0], kernel[1], scale, scale)
+        # one generated pass (regloss._kernels), the gradient's scale folded into psi
+        kernel = fused(loss, xp, prep, dtype, need_psi, scale)
+        if kernel is not None:
+            return Forward(kernel[0], kernel[1], scale, 1.0)
         if (
             numel > 4 * BLOCK
             and loss.psi_slope is None

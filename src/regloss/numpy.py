@@ -125,7 +125,10 @@ def _run(
     if not need_grad:
         return value, None
     assert fw.psi_f is not None
-    grad = _reduce.sum_to_shape(np, fw.psi_f * fw.grad_scale, tuple(p.shape))
+    psi_f = fw.psi_f
+    if not (isinstance(fw.grad_scale, float) and fw.grad_scale == 1.0):
+        psi_f = psi_f * fw.grad_scale  # (the generated kernel folds it in: no pass then)
+    grad = _reduce.sum_to_shape(np, psi_f, tuple(p.shape))
     if out is not None:
         np.copyto(out, grad, casting="same_kind")
         return value, out

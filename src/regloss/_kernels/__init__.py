@@ -82,8 +82,13 @@ def _total(xp: Any, total: float, dtype: Any) -> Any:
     return xp.asarray(total, dtype=dtype)
 
 
-def fused(loss: Any, xp: Any, prep: Any, dtype: Any, need_psi: bool) -> tuple[Any, Any] | None:
-    """``(Σρ as a 0-d array of dtype, ψ or None)`` from the generated kernel, or None."""
+def fused(
+    loss: Any, xp: Any, prep: Any, dtype: Any, need_psi: bool, gscale: float = 1.0
+) -> tuple[Any, Any] | None:
+    """``(Σρ as a 0-d array of dtype, ψ·gscale or None)`` from the generated kernel, or None.
+
+    ``gscale`` (the reduction's scale, 1/N for 'mean') is rounded to the dtype and
+    multiplied in as ψ is written, so no pass is left for it."""
     from . import c
 
     if type(loss) not in _registered() or loss.psi_slope is not None or loss.depends_on_position():
@@ -101,7 +106,7 @@ def fused(loss: Any, xp: Any, prep: Any, dtype: Any, need_psi: bool) -> tuple[An
     n = _size(xp, p)
     if need_psi:
         psi = xp.empty_like(p)
-        total = k.fwd(ptr(p), ptr(t), ptr(psi), n, 1.0, c.threads())
+        total = k.fwd(ptr(p), ptr(t), ptr(psi), n, gscale, c.threads())
     else:
         psi = None
         total = k.val(ptr(p), ptr(t), n, c.threads())

@@ -61,7 +61,8 @@ def loss_forward(
     fw = _reduce.forward(loss, torch, prep, need_psi=True)
     assert fw.psi_f is not None
     value = fw.total * fw.value_scale
-    grad = fw.psi_f * fw.grad_scale
+    scale = fw.grad_scale
+    grad = fw.psi_f if isinstance(scale, float) and scale == 1.0 else fw.psi_f * scale
     dtype = _compute_dtype(prediction)
     return torch.as_tensor(value, dtype=dtype), grad.to(dtype).contiguous()
 
