@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 import subprocess
 import sys
@@ -482,24 +483,35 @@ def test_sketch_handles_values_spanning_the_float_range() -> None:
     assert sk.quantile(0.5) == pytest.approx(0.0, abs=1e-299)
 
 
-def test_plot_sample_is_the_bottom_k_of_every_chunk_together() -> None:
-    """Only keys below the sample's largest are looked at once it is full; the sample is
-    still exactly the 4000 smallest random keys over all rows (bottom-k sampling)."""
+def test_plot_sample_is_a_uniform_sample_of_every_chunk_together() -> None:
+    """Bottom-k sampling: once the sample is full, a chunk's entrants are drawn directly (a
+    binomial count at uniform rows, keys uniform below the sample's largest) instead of a
+    key per row. The sample stays exact-size, distinct, consistent with its rows, and
+    uniform over all rows (Kolmogorov-Smirnov and a chi-square over the chunks, seeded)."""
+    from scipy import stats
+
     from regloss.diagnostics._accumulate import OutputAccumulator
 
+    n, size, chunk = 300_000, 6_000, 4000
     acc = OutputAccumulator()
-    rng = np.random.default_rng(5)
-    pred, target = rng.normal(size=50_000), rng.normal(size=50_000)
-    for start in range(0, 50_000, 6_000):
-        sl = slice(start, start + 6_000)
-        acc.update(pred[sl], target[sl], None, np.arange(50_000)[sl])
-    gen = np.random.default_rng(0)  # the accumulator's generator: seeded, drawn per chunk
-    keys = np.concatenate([gen.random(min(6_000, 50_000 - s)) for s in range(0, 50_000, 6_000)])
-    best = np.sort(np.argsort(keys)[:4000])
-    got = acc.sample[np.argsort(acc.sample[:, 0])]
-    np.testing.assert_array_equal(got[:, 0], np.sort(keys)[:4000])
-    np.testing.assert_array_equal(np.sort(got[:, 1]), np.sort(pred[best]))
-    np.testing.assert_array_equal(np.sort(got[:, 2]), np.sort((pred - target)[best]))
+    pred = np.arange(n, dtype=np.float64)  # the prediction names its row
+    target = np.full(n, 0.5)
+    for start in range(0, n, size):
+        sl = slice(start, start + size)
+        acc.update(pred[sl], target[sl], None, np.arange(n)[sl])
+    sample = acc.sample
+    assert sample.shape == (chunk, 3)
+    rows = sample[:, 1].astype(np.int64)
+    assert np.unique(rows).size == chunk
+    np.testing.assert_array_equal(sample[:, 2], pred[rows] - 0.5)
+    assert stats.kstest((rows + 0.5) / n, "uniform").pvalue > 1e-3
+    assert stats.kstest((rows % size + 0.5) / size, "uniform").pvalue > 1e-3  # within chunks
+    per_chunk = np.bincount(rows // size, minlength=n // size)
+    assert stats.chisquare(per_chunk).pvalue > 1e-3
+    # the keys are the 4000 smallest of n uniforms: their largest is Beta(4000, n - 3999)
+    largest = float(sample[:, 0].max())
+    mean, sd = chunk / (n + 1), math.sqrt(chunk * (n - chunk + 1)) / (n + 1) / math.sqrt(n + 2)
+    assert abs(largest - mean) < 5 * sd, (largest, mean, sd)
 
 
 def test_sketch_switches_from_dense_to_sorted_bins_without_losing_any() -> None:

@@ -28,6 +28,9 @@ EXACT_LIMIT = 1 << 21
 _SUMS = ("w", "wr", "wr2", "wabs", "c1", "c2", "c3", "c4", "wy", "wy2")
 
 
+_NO_ROWS = np.array([], dtype=np.int64)
+
+
 @dataclass
 class OutputAccumulator:
     """Everything :mod:`regloss.diagnostics` needs about one output's residuals."""
@@ -146,19 +149,31 @@ class OutputAccumulator:
             i = int(np.argmax(np.abs(r)))
         if abs(r[i]) > self.max_abs or self.max_row < 0:
             self.max_abs, self.max_row = float(abs(r[i])), int(rows[i])
-        keys, sp, sr = self.rng.random(r.size), pred, r
-        if self.sample.shape[0] >= self.sample_size:
-            # only keys below the sample's largest can enter the bottom-k: usually a handful
-            enter = np.flatnonzero(keys < self.sample[:, 0].max())
-            keys, sp, sr = keys[enter], pred[enter], r[enter]
-        pool = np.concatenate([self.sample, np.column_stack([keys, sp, sr])])
-        if pool.shape[0] > self.sample_size:
-            pool = pool[np.argpartition(pool[:, 0], self.sample_size)[: self.sample_size]]
-        self.sample = pool
+        if self.sample.shape[0] < self.sample_size:
+            keys, sp, sr = self.rng.random(r.size), pred, r
+        else:
+            # Only keys below the sample's largest, t, can enter the bottom-k, and of m
+            # uniform keys those are Binomial(m, t) many, at uniformly chosen rows, each
+            # uniform on [0, t): drawn so, directly, instead of m keys (6.5 ns a row here)
+            t = float(self.sample[:, 0].max())
+            k = int(self.rng.binomial(r.size, t))
+            enter = self.rng.choice(r.size, size=k, replace=False) if k else _NO_ROWS
+            keys, sp, sr = t * self.rng.random(k), pred[enter], r[enter]
+        if keys.size:
+            pool = np.concatenate([self.sample, np.column_stack([keys, sp, sr])])
+            if pool.shape[0] > self.sample_size:
+                pool = pool[np.argpartition(pool[:, 0], self.sample_size)[: self.sample_size]]
+            self.sample = pool
         # top-k contributions w r^2, exact: only candidates above the current k-th enter
         contrib = wr2
         k = min(self.top_k, contrib.size)
-        idx = np.argpartition(contrib, -k)[-k:] if k else np.array([], dtype=np.int64)
+        if k and len(self.heap) >= self.top_k:
+            # one comparison a row instead of a partition of the chunk (2.7 ns a row)
+            idx = np.flatnonzero(contrib > self.heap[0][0])
+            if idx.size > k:
+                idx = idx[np.argpartition(contrib[idx], -k)[-k:]]
+        else:
+            idx = np.argpartition(contrib, -k)[-k:] if k else _NO_ROWS
         for j in idx.tolist():
             item = (float(contrib[j]), int(rows[j]), float(pred[j]), float(target[j]))
             if len(self.heap) < self.top_k:

@@ -247,7 +247,15 @@ class RelativeSketch:
     def count_within(self, a: float, b: float) -> tuple[float, float]:
         """(at least, at most) how many values lie in [a, b] (bins straddling an end
         count in the upper bound only)."""
-        lo, hi, stats, _ = self.table()
-        inside = (lo >= a) & (hi <= b)
-        touching = (hi >= a) & (lo <= b)
-        return float(stats[inside, 0].sum()), float(stats[touching, 0].sum())
+        return count_within(self.table(), a, b)
+
+
+def count_within(
+    table: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], a: float, b: float
+) -> tuple[float, float]:
+    """:meth:`RelativeSketch.count_within` on a table already built (a bisection asks many
+    times of one table: building it costs milliseconds, this microseconds)."""
+    lo, hi, stats, _ = table
+    inside = (lo >= a) & (hi <= b)
+    touching = (hi >= a) & (lo <= b)
+    return float(stats[inside, 0].sum()), float(stats[touching, 0].sum())
