@@ -22,7 +22,7 @@ from importlib import resources
 from typing import Any
 
 from .._namespace import namespace
-from .._numerics import log1p_square
+from .._numerics import RATIO_ONE, log1p_square
 from .._typing import Array
 from .._validate import check_param_array, check_scale_param
 from ._base import Loss, register
@@ -100,6 +100,16 @@ def general_psi_prime(xp: Any, x: Array, alpha: Array) -> Array:
     y2 = ys * ys
     factor = xp.where(big, (w + (d - 1.0)) / (w + 1.0), (1.0 + (d - 1.0) * y2) / (1.0 + y2))
     return xp.exp((0.5 * d - 1.0) * log_term) * factor
+
+
+def _representable(xp: Any, x: Array, value: float) -> bool:
+    """Whether ``value`` fits x's dtype (PyTorch refuses a bound beyond float32's largest on
+    float32 tensors; no float32 value can exceed such a bound anyway). A traced array takes
+    the constant in its compute dtype, where it becomes inf."""
+    dtype = x.dtype
+    if isinstance(dtype, str):  # the kernel tracer's symbolic dtype
+        return True
+    return value <= float(xp.finfo(dtype).max)
 
 
 @register("barron")
@@ -217,17 +227,17 @@ class Barron(Loss):
         # expm1 call serves both (a fused kernel evaluates both sides of a where).
         huge = z > _Z_BIG if a > 0 else None
         em = xp.expm1(z if huge is None else xp.where(huge, z + math.log(b / a), z))
-        zero = z == 0
+        zero = xp.abs(z) < RATIO_ONE
         e = xp.where(zero, 1.0, em / xp.where(zero, 1.0, z))  # expm1(z)/z
         # b/a expm1(a/2 L) = (b/2) L e; for small y, (b/2) L = x²/2 · log1p(y²)/y².
         xs = a_s / self.scale
         y2 = ys * ys
-        tiny = y2 == 0
+        tiny = y2 < RATIO_ONE
         small = 0.5 * xs * xs * xp.where(tiny, 1.0, log_term / xp.where(tiny, 1.0, y2))
         out = xp.where(big, (0.5 * b) * log_term, small) * e
         if huge is not None:
             out = xp.where(huge, em + 1.0, out)
-        elif a < 0:
+        elif a < 0 and _representable(xp, out, b / -a):
             out = xp.clip(out, None, b / -a)  # bounded by b/|a|; rounding may touch it
         return out
 

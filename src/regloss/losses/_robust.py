@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from .._namespace import namespace
-from .._numerics import log1p_quotient, log1p_square
+from .._numerics import RATIO_ONE, log1p_quotient, log1p_square
 from .._typing import Array
 from .._validate import check_loss_param, check_scale_param
 from ._base import Loss, register
@@ -291,7 +291,7 @@ class Cauchy(Loss):
         log, u2 = log1p_square(xp, a, c)
         a_s = xp.where(a > c, c, a)
         # a²/2 · log1p(u²)/u² below c: exact for u² underflowing; c²/2 log1p(u²) above
-        zero = u2 == 0
+        zero = u2 < RATIO_ONE
         small = 0.5 * a_s * a_s * xp.where(zero, 1.0, log / xp.where(zero, 1.0, u2))
         return xp.where(a > c, (0.5 * c * c) * log, small)
 
@@ -389,7 +389,7 @@ class Welsch(Loss):
         z = -(xp.clip(a / c, None, _FLAT) ** 2)
         e = xp.expm1(z)
         # a²/2 · (1 - e^{-u²})/u² for small u (exact where u² underflows); c²/2 (1 - e^{-u²})
-        zero = z == 0
+        zero = z > -RATIO_ONE  # z <= 0
         small = 0.5 * a_s * a_s * xp.where(zero, 1.0, e / xp.where(zero, 1.0, z))
         return xp.where(big, (-0.5 * c * c) * e, small)
 
