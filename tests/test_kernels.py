@@ -157,6 +157,72 @@ def test_front_ends_with_kernels_equal_eager(
         torch.testing.assert_close(a, b, rtol=rtol, atol=0)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize(("name", "p"), params(CASES))
+def test_weighted_kernels_equal_eager(
+    built: Any, monkeypatch: pytest.MonkeyPatch, name: str, p: dict, dtype: Any
+) -> None:
+    """Weights in one generated pass (value, gradient, the weights' sum and range found on
+    the way) equal the eager weighted definition in NumPy and PyTorch, for every reduction;
+    weights the eager path must rescale (a mean whose largest weight lies outside
+    [2^-30, 2^30]) or explain (NaN, negative) leave the kernel unused, all-zero ones too."""
+    from regloss import _kernels
+
+    loss = get_loss(name, **p)
+    k = _kernel_on(built, loss, dtype)
+    n = 70_001
+    rng = np.random.default_rng(3)
+    pred = (rng.standard_normal(n) * 4).astype(dtype)
+    target = rng.standard_normal(n).astype(dtype)
+    rtol = 4e-6 if dtype == np.float32 else 1e-12
+    used: list[bool] = []
+    real = _kernels.fused_weighted
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        got = real(*args, **kwargs)
+        used.append(got is not None)
+        return got
+
+    monkeypatch.setattr("regloss._reduce.fused_weighted", spy)
+    cases = [
+        (rng.random(n).astype(dtype), ("mean", "sum", "batchmean"), True),
+        ((rng.random(n) * 2.0**40).astype(dtype), ("sum",), True),
+        ((rng.random(n) * 2.0**40).astype(dtype), ("mean",), False),  # rescaled eagerly
+        (np.zeros(n, dtype), ("sum",), False),
+    ]
+    for w, reductions, kernel in cases:
+        for reduction in reductions:
+            used.clear()
+            v_k, g_k = rnp.value_and_grad(loss, pred, target, reduction=reduction, weight=w)
+            assert used == [kernel and loss.psi_slope is None], (reduction, used)
+            v_e, g_e = _eager(
+                monkeypatch,
+                lambda red=reduction, wt=w: rnp.value_and_grad(
+                    loss, pred, target, reduction=red, weight=wt
+                ),
+            )
+            np.testing.assert_allclose(v_k, v_e, rtol=rtol)
+            finite = np.abs(g_e[np.isfinite(g_e)])
+            scale = float(np.max(finite, initial=0.0)) or 1.0  # extreme settings overflow
+            np.testing.assert_allclose(g_k, g_e, rtol=rtol, atol=rtol * scale)
+
+            def torch_step(red: str = reduction, wt: Any = w) -> tuple[torch.Tensor, ...]:
+                x = torch.from_numpy(pred.copy()).requires_grad_()
+                value = rtf.loss(
+                    loss, x, torch.from_numpy(target), reduction=red, weight=torch.from_numpy(wt)
+                )
+                return value.detach(), torch.autograd.grad(value, x)[0]
+
+            for a, b in zip(torch_step(), _eager(monkeypatch, torch_step)):
+                torch.testing.assert_close(a, b, rtol=rtol, atol=rtol * scale, equal_nan=True)
+    bad = rng.random(n).astype(dtype)
+    bad[7] = np.nan
+    ptr = [int(a.ctypes.data) for a in (pred, target, bad)]
+    assert k.weighted("val_w", *ptr, n=n, threads=2).bad  # the caller's cue for eager
+    with pytest.raises(ValueError, match="non-finite"):
+        rnp.loss(loss, pred, target, weight=bad)
+
+
 def _prep(x: Any, t: Any) -> Any:
     from regloss._validate import prepare
 
@@ -237,7 +303,8 @@ def test_generated_source_is_one_loop_from_the_definition() -> None:
     src = c.source(get_loss("cauchy", c=2.0), "float32")
     assert "log1pf" in src and "#pragma omp declare simd" in src
     assert "0x1.0000000000000p+1" in src  # c = 2 as the float32 constant
-    assert src.count("for (int64_t i = 0; i < n; i++)") == 3  # fwd, val, elem
+    # fwd, val, their weighted forms, elem
+    assert src.count("for (int64_t i = 0; i < n; i++)") == 5
     assert os.linesep not in src.replace("\n", "")
 
 
@@ -371,9 +438,11 @@ def test_nll_front_ends_with_kernels_equal_eager(
     flag = {"log_var" if name == "gaussian_nll" else "log_scale": log}
     fn = rt.gaussian_nll_loss if name == "gaussian_nll" else rt.laplace_nll_loss
 
-    def step(reduction: str) -> list[torch.Tensor]:
+    w = torch.rand(70_001, generator=g, dtype=dtype)
+
+    def step(reduction: str, weight: torch.Tensor | None = None) -> list[torch.Tensor]:
         xa, sa = x.clone().requires_grad_(), s.clone().requires_grad_()
-        value = fn(xa, t, sa, reduction=reduction, **flag)
+        value = fn(xa, t, sa, reduction=reduction, weight=weight, **flag)
         return [value.detach(), *torch.autograd.grad(value, (xa, sa))]
 
     # d/ds crosses zero (1/(2v) - r²/(2v²)): its error is measured against its own scale.
@@ -381,9 +450,9 @@ def test_nll_front_ends_with_kernels_equal_eager(
     # (reciprocal, then multiply), and libmvec's exp is not PyTorch's: ulp-level
     # differences in both terms, never beyond rtol of the derivative's scale.
     rtol = 4e-6 if dtype == torch.float32 else 1e-12
-    for reduction in ("mean", "sum"):
-        got = step(reduction)
-        want = _eager(monkeypatch, lambda red=reduction: step(red))
+    for reduction, weight in [(r, wt) for r in ("mean", "sum") for wt in (None, w)]:
+        got = step(reduction, weight)  # weighted: the one-pass weighted kernel
+        want = _eager(monkeypatch, lambda red=reduction, wt=weight: step(red, wt))
         for a, b in zip(got, want):
             scale = float(b.abs().max())
             torch.testing.assert_close(a, b, rtol=rtol, atol=rtol * scale)

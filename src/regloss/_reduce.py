@@ -29,6 +29,8 @@ from ._kernels import (
     fused,
     fused_into,
     fused_nll,
+    fused_nll_weighted,
+    fused_weighted,
     gpu_forward,
     kernel_threads,
 )
@@ -175,6 +177,11 @@ def forward(loss: Loss, xp: Any, prep: Prepared, *, need_psi: bool) -> Forward:
         total, psi = loss.rho_sum_and_psi(r, overwrite=True)
         return Forward(total, psi, scale, scale)
 
+    if prep.weight is not None and prep.keep is None and prep.reduction != "none":
+        hit = fused_weighted(loss, xp, prep, dtype, need_psi)  # one generated pass
+        if hit is not None:
+            scale = _weighted_scale(prep, hit[2])
+            return Forward(hit[0], hit[1], scale, scale)
     r = residual(xp, prep, dtype)
     f = _factor(xp, prep, dtype)
     scale = _scale(xp, prep, f)
@@ -187,6 +194,14 @@ def forward(loss: Loss, xp: Any, prep: Prepared, *, need_psi: bool) -> Forward:
             value = xp.broadcast_to(value, prep.shape)
         return Forward(value, psi_f, 1.0, 1.0)
     return Forward(xp.sum(value), psi_f, scale, scale)
+
+
+def _weighted_scale(prep: Prepared, weight_sum: float) -> float:
+    """The reduction's scale for full-shaped weights summing to ``weight_sum`` (> 0)."""
+    if prep.reduction == "sum":
+        return 1.0
+    per_sample, _ = scale_ratio(prep)
+    return per_sample / weight_sum
 
 
 def psi_factor(xp: Any, prep: Prepared, psi: Any) -> tuple[Array, Any]:
@@ -343,6 +358,10 @@ def nll_forward(
         kernel = fused_nll(nll, log_input, xp, prep, s, dtype, need_grad)
         if kernel is not None:  # one generated pass (regloss._kernels)
             return NLLForward(kernel[0], _scale(xp, prep, None), kernel[1], kernel[2])
+    elif prep.weight is not None and prep.keep is None and prep.reduction != "none":
+        hit = fused_nll_weighted(nll, log_input, xp, prep, s, compute_dtype(xp, prep), need_grad)
+        if hit is not None:
+            return NLLForward(hit[0], _weighted_scale(prep, hit[3]), hit[1], hit[2])
     r, v, f, scale = nll_parts(xp, nll, prep, s, log_input=log_input, differentiable=False)
     fns = in_form(nll, log_input)
     value = fns.value(r, v)

@@ -17,6 +17,8 @@ __all__ = [
     "fused",
     "fused_into",
     "fused_nll",
+    "fused_nll_weighted",
+    "fused_weighted",
     "gpu_forward",
     "kernel_threads",
 ]
@@ -82,6 +84,17 @@ def _total(xp: Any, total: float, dtype: Any) -> Any:
     return xp.asarray(total, dtype=dtype)
 
 
+def _loss_kernel(loss: Any, xp: Any, dtype: Any, ptr: Any) -> Any:
+    """The built kernel of a registered loss with nonlinear psi and no per-element
+    parameters, for arrays that have pointers (``ptr``), or None."""
+    from . import c
+
+    if type(loss) not in _registered() or loss.psi_slope is not None or loss.depends_on_position():
+        return None
+    dt = _dtype_name(xp, dtype)
+    return None if ptr is None or dt is None else c.kernel(loss, dt)
+
+
 def fused(
     loss: Any, xp: Any, prep: Any, dtype: Any, need_psi: bool, gscale: float = 1.0
 ) -> tuple[Any, Any] | None:
@@ -91,16 +104,11 @@ def fused(
     multiplied in as ψ is written, so no pass is left for it."""
     from . import c
 
-    if type(loss) not in _registered() or loss.psi_slope is not None or loss.depends_on_position():
-        return None
     p, t = prep.prediction, prep.target
     if p.dtype != dtype or t.dtype != dtype or tuple(p.shape) != tuple(t.shape):
         return None
     ptr = _pointer(xp, p, t)
-    dt = _dtype_name(xp, dtype)
-    if ptr is None or dt is None:
-        return None
-    k = c.kernel(loss, dt)
+    k = _loss_kernel(loss, xp, dtype, ptr)
     if k is None:
         return None
     n = _size(xp, p)
@@ -113,16 +121,108 @@ def fused(
     return _total(xp, total, dtype), psi
 
 
-def fused_nll(
-    nll: Any, log_input: bool, xp: Any, prep: Any, s: Any, dtype: Any, need_grad: bool
-) -> tuple[Any, Any, Any] | None:
-    """``(Σ value, d/dr, d/ds)`` of an NLL loss from its generated kernel (no weight, mask
-    or β-weights; the scale input of the prediction's shape and dtype), or None."""
+#: weights whose largest lies in this range are taken as they are for a weighted mean (the
+#: eager path divides by the largest first): sums of w and of w·rho neither overflow nor
+#: lose precision (as the PyTorch native route, torch/_native.py)
+WEIGHT_RANGE = (2.0**-30, 2.0**30)
+
+
+def _weighted_ok(xp: Any, prep: Any, dtype: Any, *more: Any) -> Any:
+    """The pointer function when ``prep`` has full-shaped weights of the compute dtype, no
+    mask, a reduction to one number and plain contiguous arrays; else None."""
+    p, t, w = prep.prediction, prep.target, prep.weight
+    if (
+        w is None
+        or prep.keep is not None
+        or prep.reduction == "none"
+        or p.dtype != dtype
+        or t.dtype != dtype
+        or w.dtype != dtype
+        or not tuple(p.shape) == tuple(t.shape) == tuple(w.shape)
+        or getattr(w, "requires_grad", False)
+    ):
+        return None
+    return _pointer(xp, p, t, w, *more)
+
+
+def _weighted_result(xp: Any, prep: Any, got: Any, dtype: Any) -> tuple[Any, float] | None:
+    """``(Σ f·value as a 0-d array, Σ f)``, or None where the weights need the eager path
+    (NaN or negative: its detailed error; a mean of weights outside WEIGHT_RANGE: rescaled
+    first; all zero: the mean's 0 by definition)."""
+    if got.bad or not got.weight_sum > 0:
+        return None
+    if prep.reduction != "sum" and not WEIGHT_RANGE[0] <= got.hi <= WEIGHT_RANGE[1]:
+        return None
+    return _total(xp, got.total, dtype), got.weight_sum
+
+
+def fused_weighted(
+    loss: Any, xp: Any, prep: Any, dtype: Any, need_psi: bool
+) -> tuple[Any, Any, float] | None:
+    """``(Σ w·ρ, w·ψ or None, Σ w)`` from the generated weighted kernel in one pass, or None
+    (then the eager path runs)."""
+    from . import c
+
+    ptr = _weighted_ok(xp, prep, dtype)
+    k = _loss_kernel(loss, xp, dtype, ptr)
+    if k is None:
+        return None
+    p, t, w, n = prep.prediction, prep.target, prep.weight, _size(xp, prep.prediction)
+    psi = xp.empty_like(p) if need_psi else None
+    if psi is not None:
+        got = k.weighted("fwd_w", ptr(p), ptr(t), ptr(w), ptr(psi), n=n, threads=c.threads())
+    else:
+        got = k.weighted("val_w", ptr(p), ptr(t), ptr(w), n=n, threads=c.threads())
+    result = _weighted_result(xp, prep, got, dtype)
+    return None if result is None else (result[0], psi, result[1])
+
+
+def _nll_kernel(nll: Any, log_input: bool, xp: Any, dtype: Any, ptr: Any) -> Any:
+    """The built kernel of a registered NLL loss without beta-weights, for arrays that have
+    pointers (``ptr``), or None."""
     from ..losses._nll import _NLL_REGISTRY
     from . import c
 
     if type(nll) not in _NLL_REGISTRY.values() or float(getattr(nll, "beta", 0.0)) != 0.0:
         return None
+    dt = _dtype_name(xp, dtype)
+    if ptr is None or dt is None:
+        return None
+    return c.kernel(c.NLLSpec(nll, log_input), dt)  # type: ignore[arg-type]
+
+
+def fused_nll_weighted(
+    nll: Any, log_input: bool, xp: Any, prep: Any, s: Any, dtype: Any, need_grad: bool
+) -> tuple[Any, Any, Any, float] | None:
+    """``(Σ w·value, w·d/dr, w·d/ds, Σ w)`` of an NLL loss from its weighted kernel, or
+    None."""
+    from . import c
+
+    if s.dtype != dtype or tuple(s.shape) != tuple(prep.prediction.shape):
+        return None
+    ptr = _weighted_ok(xp, prep, dtype, s)
+    k = _nll_kernel(nll, log_input, xp, dtype, ptr)
+    if k is None:
+        return None
+    p, t, w, n = prep.prediction, prep.target, prep.weight, _size(xp, prep.prediction)
+    if need_grad:
+        d_r, d_s = xp.empty_like(p), xp.empty_like(p)
+        pointers = (ptr(p), ptr(t), ptr(s), ptr(w), ptr(d_r), ptr(d_s))
+        got = k.weighted("nll_fwd_w", *pointers, n=n, threads=c.threads())
+    else:
+        d_r = d_s = None
+        got = k.weighted("nll_val_w", ptr(p), ptr(t), ptr(s), ptr(w), n=n, threads=c.threads())
+    result = _weighted_result(xp, prep, got, dtype)
+    return None if result is None else (result[0], d_r, d_s, result[1])
+
+
+def fused_nll(
+    nll: Any, log_input: bool, xp: Any, prep: Any, s: Any, dtype: Any, need_grad: bool
+) -> tuple[Any, Any, Any] | None:
+    """``(Σ value, d/dr, d/ds)`` of an NLL loss from its generated kernel (no weight, mask
+    or β-weights; the scale input of the prediction's shape and dtype), or None."""
+    from . import c
+
     p, t = prep.prediction, prep.target
     if (
         p.dtype != dtype
@@ -131,11 +231,7 @@ def fused_nll(
         or not tuple(p.shape) == tuple(t.shape) == tuple(s.shape)
     ):
         return None
-    ptr = _pointer(xp, p, t, s)
-    dt = _dtype_name(xp, dtype)
-    if ptr is None or dt is None:
-        return None
-    k = c.kernel(c.NLLSpec(nll, log_input), dt)  # type: ignore[arg-type]
+    k = _nll_kernel(nll, log_input, xp, dtype, ptr := _pointer(xp, p, t, s))
     if k is None:
         return None
     n = _size(xp, p)

@@ -80,6 +80,35 @@ _PARALLEL = (
 )
 
 
+#: the weighted kernels also find the weights' extremes (the caller checks their range)
+_PARALLEL_W = (
+    "#pragma omp parallel for simd reduction(+:acc,ws) reduction(min:lo) reduction(max:hi) "
+    f"reduction(|:bad) num_threads(nt) if(n >= {PARALLEL_FROM}) schedule(static)"
+)
+
+
+def _weighted_head(t: str) -> str:
+    return f"""  double acc = 0.0, ws = 0.0;
+  {t} lo = ({t})INFINITY, hi = -({t})INFINITY;
+  int bad = 0;"""
+
+
+def _weight_step(t: str) -> str:
+    """One element's weight: f = w[i], its sum, extremes and a NaN/negative flag."""
+    return f"""      const {t} f = w[i];
+      ws += (double)f;
+      lo = f < lo ? f : lo;
+      hi = f > hi ? f : hi;
+      bad |= !(f >= ({t})0);"""
+
+
+_WEIGHTED_TAIL = """  out[0] = ws;
+  out[1] = (double)lo;
+  out[2] = (double)hi;
+  out[3] = (double)bad;
+  return acc;"""
+
+
 class _Emitter(Emitter):
     def __init__(self, dtype: str) -> None:
         super().__init__()
@@ -170,6 +199,33 @@ double rl_val(const {t}* restrict p, const {t}* restrict q, int64_t n, int nt) {
   return acc;
 }}
 
+double rl_fwd_w(const {t}* restrict p, const {t}* restrict q, const {t}* restrict w,
+                {t}* restrict g, int64_t n, int nt, double* restrict out) {{
+{_weighted_head(t)}
+  {_PARALLEL_W}
+  for (int64_t i = 0; i < n; i++) {{
+      const {t} r = p[i] - q[i];
+{chr(10).join(fwd_e.lines)}
+{_weight_step(t)}
+      acc += (double)({f_rho} * f);
+      g[i] = {f_psi} * f;
+  }}
+{_WEIGHTED_TAIL}
+}}
+
+double rl_val_w(const {t}* restrict p, const {t}* restrict q, const {t}* restrict w, int64_t n,
+                int nt, double* restrict out) {{
+{_weighted_head(t)}
+  {_PARALLEL_W}
+  for (int64_t i = 0; i < n; i++) {{
+      const {t} r = p[i] - q[i];
+{chr(10).join(val_e.lines)}
+{_weight_step(t)}
+      acc += (double)({v_rho} * f);
+  }}
+{_WEIGHTED_TAIL}
+}}
+
 void rl_elem(const {t}* restrict x, {t}* restrict rho, {t}* restrict psi,
              {t}* restrict dpsi, int64_t n) {{
   #pragma omp simd
@@ -231,6 +287,35 @@ double rl_nll_fwd(const {t}* restrict p, const {t}* restrict q, const {t}* restr
   return acc;
 }}
 
+double rl_nll_fwd_w(const {t}* restrict p, const {t}* restrict q, const {t}* restrict s,
+                    const {t}* restrict w, {t}* restrict dr, {t}* restrict dv, int64_t n,
+                    int nt, double* restrict out) {{
+{_weighted_head(t)}
+  {_PARALLEL_W}
+  for (int64_t i = 0; i < n; i++) {{
+{load}
+{chr(10).join(fwd.lines)}
+{_weight_step(t)}
+      acc += (double)({f_val} * f);
+      dr[i] = {f_dr} * f;
+      dv[i] = {f_dv} * f;
+  }}
+{_WEIGHTED_TAIL}
+}}
+
+double rl_nll_val_w(const {t}* restrict p, const {t}* restrict q, const {t}* restrict s,
+                    const {t}* restrict w, int64_t n, int nt, double* restrict out) {{
+{_weighted_head(t)}
+  {_PARALLEL_W}
+  for (int64_t i = 0; i < n; i++) {{
+{load}
+{chr(10).join(val.lines)}
+{_weight_step(t)}
+      acc += (double)({v_val} * f);
+  }}
+{_WEIGHTED_TAIL}
+}}
+
 double rl_nll_val(const {t}* restrict p, const {t}* restrict q, const {t}* restrict s,
                   int64_t n, int nt) {{
   double acc = 0.0;
@@ -270,6 +355,25 @@ class CKernel:
 
     def nll_val(self, p: int, t: int, s: int, n: int, threads: int) -> float:
         return float(self.lib.rl_nll_val(p, t, s, n, threads))
+
+    def weighted(self, fn: str, *pointers: int, n: int, threads: int) -> Weighted:
+        """A weighted kernel (``fwd_w``, ``val_w``, ``nll_fwd_w``, ``nll_val_w``): Σ f·value
+        and the weights' sum and extremes; outputs written times f."""
+        out = (ctypes.c_double * 4)()
+        total = float(getattr(self.lib, f"rl_{fn}")(*pointers, n, threads, out))
+        return Weighted(total, out[0], out[1], out[2], bool(out[3]))
+
+
+@dataclass(frozen=True)
+class Weighted:
+    """A weighted kernel's sums: Σ f·value, Σ f, min f, max f, and whether any f was NaN or
+    negative."""
+
+    total: float
+    weight_sum: float
+    lo: float
+    hi: float
+    bad: bool
 
 
 _LOCK = threading.Lock()
@@ -320,6 +424,10 @@ def _build(src: str, dtype: str) -> CKernel:
             "rl_elem": (None, [vp, vp, vp, vp, i64]),
             "rl_nll_fwd": (dbl, [vp, vp, vp, vp, vp, i64, ci]),
             "rl_nll_val": (dbl, [vp, vp, vp, i64, ci]),
+            "rl_fwd_w": (dbl, [vp, vp, vp, vp, i64, ci, vp]),
+            "rl_val_w": (dbl, [vp, vp, vp, i64, ci, vp]),
+            "rl_nll_fwd_w": (dbl, [vp, vp, vp, vp, vp, vp, i64, ci, vp]),
+            "rl_nll_val_w": (dbl, [vp, vp, vp, vp, i64, ci, vp]),
         },
     )
     return CKernel(lib, dtype, seconds)

@@ -115,6 +115,12 @@ def native_call(loss: Loss, prediction: Any, target: Any, reduction: str) -> tor
 _WEIGHT_RANGE = (2.0**-30, 2.0**30)
 
 
+#: from this size the generated weighted kernel (one pass, regloss's general path) beats
+#: PyTorch's elementwise kernel, a product and a dot: measured 0.34x its time at 2^20 for
+#: Huber; at 2^16 the general path's Python costs make it 1.4x
+WEIGHTED_KERNEL_FROM = 1 << 18
+
+
 def native_weighted_call(
     loss: Loss, prediction: Any, target: Any, weight: Any, reduction: str
 ) -> torch.Tensor | None:
@@ -139,6 +145,16 @@ def native_weighted_call(
         or weight.requires_grad
     ):
         return None
+    if (
+        reduction != "none"
+        and prediction.numel() >= WEIGHTED_KERNEL_FROM
+        and loss.psi_slope is None
+        and weight.is_contiguous()
+        and prediction.is_contiguous()
+        and target.is_contiguous()
+        and _cpu_kernel_ready(loss, prediction)
+    ):
+        return None  # regloss's path: the generated weighted kernel, one pass
     if not _is_traced(weight):
         extremes = torch.aminmax(weight)
         lo, hi = extremes.min.item(), extremes.max.item()
