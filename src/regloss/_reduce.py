@@ -21,6 +21,7 @@ Reductions, for an elementwise factor :math:`f` (1 when absent):
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, NamedTuple
 
@@ -159,7 +160,7 @@ def forward(loss: Loss, xp: Any, prep: Prepared, *, need_psi: bool) -> Forward:
         # one generated pass (regloss._kernels), the gradient's scale folded into psi
         kernel = fused(loss, xp, prep, dtype, need_psi, scale)
         if kernel is not None:
-            return Forward(kernel[0], kernel[1], scale, 1.0)
+            return Forward(kernel[0], kernel[1], 1.0, 1.0)
         if (
             numel > 4 * BLOCK
             and loss.psi_slope is None
@@ -178,10 +179,10 @@ def forward(loss: Loss, xp: Any, prep: Prepared, *, need_psi: bool) -> Forward:
         return Forward(total, psi, scale, scale)
 
     if prep.weight is not None and prep.keep is None and prep.reduction != "none":
-        hit = fused_weighted(loss, xp, prep, dtype, need_psi)  # one generated pass
+        scale_of = functools.partial(_weighted_scale, prep)
+        hit = fused_weighted(loss, xp, prep, dtype, need_psi, scale_of)  # one generated pass
         if hit is not None:
-            scale = _weighted_scale(prep, hit[2])
-            return Forward(hit[0], hit[1], scale, scale)
+            return Forward(hit[0], hit[1], 1.0, _weighted_scale(prep, hit[2]))
     r = residual(xp, prep, dtype)
     f = _factor(xp, prep, dtype)
     scale = _scale(xp, prep, f)
@@ -355,9 +356,10 @@ def nll_forward(
     """Loss total and analytic gradients of an NLL loss with scale input ``s``."""
     if prep.weight is None and prep.keep is None and prep.reduction != "none":
         dtype = compute_dtype(xp, prep)
-        kernel = fused_nll(nll, log_input, xp, prep, s, dtype, need_grad)
-        if kernel is not None:  # one generated pass (regloss._kernels)
-            return NLLForward(kernel[0], _scale(xp, prep, None), kernel[1], kernel[2])
+        # one generated pass (regloss._kernels), the reduction's scale folded in
+        kernel = fused_nll(nll, log_input, xp, prep, s, dtype, need_grad, _scale(xp, prep, None))
+        if kernel is not None:
+            return NLLForward(kernel[0], 1.0, kernel[1], kernel[2])
     elif prep.weight is not None and prep.keep is None and prep.reduction != "none":
         hit = fused_nll_weighted(nll, log_input, xp, prep, s, compute_dtype(xp, prep), need_grad)
         if hit is not None:

@@ -98,10 +98,12 @@ def _loss_kernel(loss: Any, xp: Any, dtype: Any, ptr: Any) -> Any:
 def fused(
     loss: Any, xp: Any, prep: Any, dtype: Any, need_psi: bool, gscale: float = 1.0
 ) -> tuple[Any, Any] | None:
-    """``(Σρ as a 0-d array of dtype, ψ·gscale or None)`` from the generated kernel, or None.
+    """``(gscale·Σρ as a 0-d array of dtype, ψ·gscale or None)`` from the generated kernel,
+    or None.
 
     ``gscale`` (the reduction's scale, 1/N for 'mean') is rounded to the dtype and
-    multiplied in as ψ is written, so no pass is left for it."""
+    multiplied in as ψ is written, so no pass is left for it; the total is scaled in double
+    before its one rounding to the dtype (no operation is left for that either)."""
     from . import c
 
     p, t = prep.prediction, prep.target
@@ -118,7 +120,7 @@ def fused(
     else:
         psi = None
         total = k.val(ptr(p), ptr(t), n, c.threads())
-    return _total(xp, total, dtype), psi
+    return _total(xp, total * gscale, dtype), psi
 
 
 #: weights whose largest lies in this range are taken as they are for a weighted mean (the
@@ -145,7 +147,9 @@ def _weighted_ok(xp: Any, prep: Any, dtype: Any, *more: Any) -> Any:
     return _pointer(xp, p, t, w, *more)
 
 
-def _weighted_result(xp: Any, prep: Any, got: Any, dtype: Any) -> tuple[Any, float] | None:
+def _weighted_result(
+    xp: Any, prep: Any, got: Any, dtype: Any, scale: Any = None
+) -> tuple[Any, float] | None:
     """``(Σ f·value as a 0-d array, Σ f)``, or None where the weights need the eager path
     (NaN or negative: its detailed error; a mean of weights outside WEIGHT_RANGE: rescaled
     first; all zero: the mean's 0 by definition)."""
@@ -153,14 +157,16 @@ def _weighted_result(xp: Any, prep: Any, got: Any, dtype: Any) -> tuple[Any, flo
         return None
     if prep.reduction != "sum" and not WEIGHT_RANGE[0] <= got.hi <= WEIGHT_RANGE[1]:
         return None
-    return _total(xp, got.total, dtype), got.weight_sum
+    factor = 1.0 if scale is None else scale(got.weight_sum)
+    return _total(xp, got.total * factor, dtype), got.weight_sum
 
 
 def fused_weighted(
-    loss: Any, xp: Any, prep: Any, dtype: Any, need_psi: bool
+    loss: Any, xp: Any, prep: Any, dtype: Any, need_psi: bool, scale: Any
 ) -> tuple[Any, Any, float] | None:
-    """``(Σ w·ρ, w·ψ or None, Σ w)`` from the generated weighted kernel in one pass, or None
-    (then the eager path runs)."""
+    """``(scale(Σ w)·Σ w·ρ, w·ψ or None, Σ w)`` from the generated weighted kernel in one
+    pass (``scale`` gives the reduction's scale from the weights' sum, applied to the total
+    in double), or None (then the eager path runs)."""
     from . import c
 
     ptr = _weighted_ok(xp, prep, dtype)
@@ -173,7 +179,7 @@ def fused_weighted(
         got = k.weighted("fwd_w", ptr(p), ptr(t), ptr(w), ptr(psi), n=n, threads=c.threads())
     else:
         got = k.weighted("val_w", ptr(p), ptr(t), ptr(w), n=n, threads=c.threads())
-    result = _weighted_result(xp, prep, got, dtype)
+    result = _weighted_result(xp, prep, got, dtype, scale)
     return None if result is None else (result[0], psi, result[1])
 
 
@@ -217,10 +223,18 @@ def fused_nll_weighted(
 
 
 def fused_nll(
-    nll: Any, log_input: bool, xp: Any, prep: Any, s: Any, dtype: Any, need_grad: bool
+    nll: Any,
+    log_input: bool,
+    xp: Any,
+    prep: Any,
+    s: Any,
+    dtype: Any,
+    need_grad: bool,
+    gscale: float = 1.0,
 ) -> tuple[Any, Any, Any] | None:
-    """``(Σ value, d/dr, d/ds)`` of an NLL loss from its generated kernel (no weight, mask
-    or β-weights; the scale input of the prediction's shape and dtype), or None."""
+    """``gscale·(Σ value, d/dr, d/ds)`` of an NLL loss from its generated kernel (no
+    weight, mask or β-weights; the scale input of the prediction's shape and dtype), or
+    None. ``gscale`` is the reduction's scale, folded in as :func:`fused` does."""
     from . import c
 
     p, t = prep.prediction, prep.target
@@ -236,10 +250,11 @@ def fused_nll(
         return None
     n = _size(xp, p)
     if not need_grad:
-        return _total(xp, k.nll_val(ptr(p), ptr(t), ptr(s), n, c.threads()), dtype), None, None
+        total = k.nll_val(ptr(p), ptr(t), ptr(s), n, c.threads())
+        return _total(xp, total * gscale, dtype), None, None
     d_r, d_s = xp.empty_like(p), xp.empty_like(p)
-    total = k.nll_fwd(ptr(p), ptr(t), ptr(s), ptr(d_r), ptr(d_s), n, c.threads())
-    return _total(xp, total, dtype), d_r, d_s
+    total = k.nll_fwd(ptr(p), ptr(t), ptr(s), ptr(d_r), ptr(d_s), n, c.threads(), gscale)
+    return _total(xp, total * gscale, dtype), d_r, d_s
 
 
 def fused_into(loss: Any, prep: Any, out: Any) -> Any:

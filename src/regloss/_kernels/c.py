@@ -274,15 +274,15 @@ def nll_source(spec: NLLSpec, dtype: str) -> str:
 {head.declarations()}
 
 double rl_nll_fwd(const {t}* restrict p, const {t}* restrict q, const {t}* restrict s,
-                  {t}* restrict dr, {t}* restrict dv, int64_t n, int nt) {{
+                  {t}* restrict dr, {t}* restrict dv, int64_t n, {t} gs, int nt) {{
   double acc = 0.0;
   {_PARALLEL}
   for (int64_t i = 0; i < n; i++) {{
 {load}
 {chr(10).join(fwd.lines)}
       acc += (double){f_val};
-      dr[i] = {f_dr};
-      dv[i] = {f_dv};
+      dr[i] = {f_dr} * gs;
+      dv[i] = {f_dv} * gs;
   }}
   return acc;
 }}
@@ -349,9 +349,11 @@ class CKernel:
     def elem(self, r: int, rho: int, psi: int, dpsi: int, n: int) -> None:
         self.lib.rl_elem(r, rho, psi, dpsi, n)
 
-    def nll_fwd(self, p: int, t: int, s: int, dr: int, dv: int, n: int, threads: int) -> float:
+    def nll_fwd(
+        self, p: int, t: int, s: int, dr: int, dv: int, n: int, threads: int, gscale: float = 1.0
+    ) -> float:
         """Σ value(p − t, floored s) in double; writes d/dr and d/ds."""
-        return float(self.lib.rl_nll_fwd(p, t, s, dr, dv, n, threads))
+        return float(self.lib.rl_nll_fwd(p, t, s, dr, dv, n, gscale, threads))
 
     def nll_val(self, p: int, t: int, s: int, n: int, threads: int) -> float:
         return float(self.lib.rl_nll_val(p, t, s, n, threads))
@@ -422,7 +424,7 @@ def _build(src: str, dtype: str) -> CKernel:
             "rl_fwd": (dbl, [vp, vp, vp, i64, t, ci]),
             "rl_val": (dbl, [vp, vp, i64, ci]),
             "rl_elem": (None, [vp, vp, vp, vp, i64]),
-            "rl_nll_fwd": (dbl, [vp, vp, vp, vp, vp, i64, ci]),
+            "rl_nll_fwd": (dbl, [vp, vp, vp, vp, vp, i64, t, ci]),
             "rl_nll_val": (dbl, [vp, vp, vp, i64, ci]),
             "rl_fwd_w": (dbl, [vp, vp, vp, vp, i64, ci, vp]),
             "rl_val_w": (dbl, [vp, vp, vp, i64, ci, vp]),
