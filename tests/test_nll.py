@@ -183,6 +183,18 @@ def test_check_nll_gradients_passes(name: str) -> None:
             r"var has negative entry/entries \(18 below 0\); it must be >= 0 .* or pass its "
             r"logarithm with log_var=True",
         ),
+        (  # a NaN makes the minimum NaN: the negative entry behind it still counts
+            lambda: rnp.gaussian_nll(P, T, np.where(np.arange(18).reshape(6, 3) < 2, -1.0, np.nan)),
+            ValueError,
+            r"var has negative entry/entries \(2 below 0\)",
+        ),
+        (
+            lambda: gaussian_nll_loss(
+                torch.from_numpy(P), torch.from_numpy(T), torch.tensor([np.nan, -1.0, 1.0])
+            ),
+            ValueError,
+            r"var has negative entry/entries \(1 below 0\)",
+        ),
         (
             lambda: rnp.gaussian_nll(P, T, np.ones(4)),
             ValueError,

@@ -349,6 +349,14 @@ def prepare(
     return Prepared(prediction, target, shape, w, keep, reduction, upcast)
 
 
+def _has_negative(xp: Any, x: Array) -> bool:
+    """Whether ``x`` holds a value below 0, from one reduction and one read (a comparison,
+    any() and bool() cost three times that on small inputs); the minimum is NaN where x
+    holds a NaN, which can hide a negative value: then the comparison decides."""
+    lo = float(xp.min(x))
+    return lo < 0 or (lo != lo and bool(xp.any(x < 0)))
+
+
 def check_scale_input(
     xp: Any, name: str, s: Array, shape: tuple[int, ...], *, log_input: bool
 ) -> Array:
@@ -375,12 +383,10 @@ def check_scale_input(
             f"{shape}; give it the prediction's shape, one dimension less (one value per row) "
             f"or one that broadcasts to it (e.g. {example})"
         )
-    if not log_input and not _is_traced(s):
-        negative = s < 0
-        if bool(xp.any(negative)):
-            raise ValueError(
-                f"{name} has negative entry/entries ({int(xp.sum(negative))} below 0); it must "
-                f"be >= 0 (values below eps are floored), or pass its logarithm with "
-                f"log_{name}=True"
-            )
+    if not log_input and not _is_traced(s) and _has_negative(xp, s):
+        raise ValueError(
+            f"{name} has negative entry/entries ({int(xp.sum(s < 0))} below 0); it must "
+            f"be >= 0 (values below eps are floored), or pass its logarithm with "
+            f"log_{name}=True"
+        )
     return s
