@@ -13,11 +13,8 @@ from ._typing import Array
 
 __all__ = [
     "axpy",
-    "expm1_ratio",
     "log1p_quotient",
-    "log1p_ratio",
     "log1p_square",
-    "log_ratio",
     "stop_gradient",
     "vdot",
 ]
@@ -97,32 +94,6 @@ def stop_gradient(xp: Any, x: Array) -> Array:
     return x
 
 
-def log_ratio(xp: Any, a: Array, c: float, *, plus_one: bool = False) -> Array:
-    """``log(a / c)`` (``log1p(a / c)`` with ``plus_one``) for ``a >= c > 0``, finite even
-    where ``a / c`` overflows.
-
-    Where the quotient is finite its log is exact to an ulp; where it overflows the log is
-    past 88 (float32), the 1 of log1p is below rounding, and ``log(a) - log(c)`` loses
-    nothing to cancellation.
-    """
-    if isinstance(c, float) and not plus_one:
-        # One logarithm (the kernels evaluate both sides of a where): a / c cannot overflow
-        # for c >= 1; for c < 1 (c >= 1e-18, the scale parameters' floor) it can only past
-        # a = 2^64, where a·2^-64 / c is exact to the division and its log is positive, so
-        # adding back 64 log 2 loses nothing to cancellation.
-        if c >= 1.0:
-            return xp.log(a / c)
-        scaled = a > 2.0**64
-        q = xp.where(scaled, a * 2.0**-64, a) / c
-        log_q = xp.log(q)
-        return xp.where(scaled, log_q + 64.0 * math.log(2.0), log_q)
-    u = a / c
-    finite = xp.isfinite(u)
-    log = xp.log1p if plus_one else xp.log
-    log_c = math.log(c) if isinstance(c, float) else xp.log(c)  # c may be a traced array
-    return xp.where(finite, log(xp.where(finite, u, 1.0)), xp.log(a) - log_c)
-
-
 #: past this quotient q, log1p(q²) is 2 log1p(q - 1) to 2^-120 (and q² would leave float32)
 _SQUARE_LINEAR = 2.0**60
 
@@ -189,19 +160,7 @@ def log1p_quotient(xp: Any, a: Array, k: float) -> Array:
     return xp.where(scaled, log + 64.0 * math.log(2.0), log)
 
 
-#: below this, log1p(x)/x and expm1(x)/x are 1 to 2^-61, and are taken as 1: a ratio of
-#: two subnormals carries only their few bits (PyTorch's log1p of a float32 subnormal is off
-#: by 20%, found by the range sweep on tensors)
+#: below this, the definitions take log1p(x)/x and expm1(x)/x as 1 (exact to 2^-61): a
+#: ratio of two subnormals carries only their few bits (PyTorch's log1p of a float32
+#: subnormal is off by 20%, found by the range sweep on tensors)
 RATIO_ONE = 2.0**-60
-
-
-def log1p_ratio(xp: Any, x: Array) -> Array:
-    """``log1p(x) / x`` with its limit 1 at ``x = 0`` (x >= 0)."""
-    zero = x < RATIO_ONE
-    return xp.where(zero, 1.0, xp.log1p(x) / xp.where(zero, 1.0, x))
-
-
-def expm1_ratio(xp: Any, z: Array) -> Array:
-    """``expm1(z) / z`` with its limit 1 at ``z = 0`` (inf where expm1 overflows)."""
-    zero = xp.abs(z) < RATIO_ONE
-    return xp.where(zero, 1.0, xp.expm1(z) / xp.where(zero, 1.0, z))

@@ -26,11 +26,15 @@ SHIFT_NOTE = 0.1  # robust scales between a loss's centre and the mean worth a w
 GROSS_FRACTION = 0.01  # share beyond 6 robust scales that counts as gross outliers
 
 
-def _mad(acc: OutputAccumulator, median: float) -> float:
-    """median |r - median| from the signed sketch, by bisection on the count within."""
+def _mad(
+    acc: OutputAccumulator,
+    median: float,
+    table: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+) -> float:
+    """median |r - median| from the signed sketch's ``table``, by bisection on the count
+    within (~30 questions of one table)."""
     n = acc.n
     lo, hi = 0.0, max(acc.max_abs + abs(median), 1e-300)
-    table = acc.sketch.table()  # once: the bisection asks it ~30 times
     for _ in range(200):
         mid = 0.5 * (lo + hi)
         at_least, at_most = count_within(table, median - mid, median + mid)
@@ -108,12 +112,13 @@ def _order_statistics(acc: OutputAccumulator, data: Kept) -> dict[str, Any]:
             "abs_table": _exact_table(r, data[1]),
         }
     median = acc.sketch.quantile(0.5)
-    scale = MAD_TO_SIGMA * _mad(acc, median)
-    lo, hi, stats, _ = acc.sketch.table()
+    table = acc.sketch.table()  # built once: the questions below all read it
+    scale = MAD_TO_SIGMA * _mad(acc, median, table)
+    lo, hi, stats, _ = table
     if scale == 0:
         scale = MEAN_DEV_TO_SIGMA * float(np.dot(stats[:, 0], np.abs(0.5 * (lo + hi) - median)) / n)
-    at_least, at_most = acc.sketch.count_within(median - 3 * scale, median + 3 * scale)
-    far_least, far_most = acc.sketch.count_within(median - 6 * scale, median + 6 * scale)
+    at_least, at_most = count_within(table, median - 3 * scale, median + 3 * scale)
+    far_least, far_most = count_within(table, median - 6 * scale, median + 6 * scale)
     return {
         "exact": False,
         "median": median,

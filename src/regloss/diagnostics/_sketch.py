@@ -244,17 +244,13 @@ class RelativeSketch:
         i = min(i, lo.size - 1)
         return float(0.5 * (lo[i] + hi[i]))
 
-    def count_within(self, a: float, b: float) -> tuple[float, float]:
-        """(at least, at most) how many values lie in [a, b] (bins straddling an end
-        count in the upper bound only)."""
-        return count_within(self.table(), a, b)
-
 
 def count_within(
     table: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], a: float, b: float
 ) -> tuple[float, float]:
-    """:meth:`RelativeSketch.count_within` on a table already built (a bisection asks many
-    times of one table: building it costs milliseconds, this microseconds)."""
+    """(at least, at most) how many values of a sketch's ``table`` (:meth:`RelativeSketch.
+    table`) lie in [a, b]; bins straddling an end count in the upper bound only. Takes the
+    table, not the sketch: building it costs milliseconds, this microseconds."""
     lo, hi, stats, _ = table
     inside = (lo >= a) & (hi <= b)
     touching = (hi >= a) & (lo <= b)
