@@ -11,7 +11,9 @@ achieved bandwidth (bytes of prediction and target read and the gradient written
 kernel's fwd+bwd time) as a fraction of the device's copy bandwidth (torch's clone of a 1 GiB
 tensor). The traffic column counts what the step really moves: the forward kernel reads
 prediction and target and writes psi (in the compute dtype, float32 for half inputs), the
-backward reads psi and writes the gradient (5 N elements for float32, as torch's own mse_loss).
+backward hands psi on as the gradient, multiplied on the device only where the incoming gradient
+is not exactly 1 (3 N elements for float32 and float64; half inputs also write and read psi in
+float32 and write their gradient: 3 N elements plus 8 bytes each).
 From 2^22 the profiler's device time of the step's kernels is reported too: the kernels' own
 speed, without the host's launch overhead, which bounds small and mid sizes. Goal: >= 80% of
 copy bandwidth at N >= 2^24, >= 3x the hand composition for the robust losses. It first checks
@@ -194,12 +196,74 @@ def launched_kernels() -> str:
     return text
 
 
+def host_profile(n: int = 1 << 10, steps: int = 500) -> str:
+    """cProfile of cauchy_loss and mse_loss training steps at a small N, where the host's
+    Python and launches bound the step: the functions that take its time."""
+    import cProfile
+    import io
+    import pstats
+
+    x = torch.randn(n, device=DEVICE, requires_grad=True)
+    y = torch.randn(n, device=DEVICE)
+    out = io.StringIO()
+    for f in (RF.cauchy_loss, F.mse_loss):
+        step = _step(f, x, y)
+        for _ in range(50):
+            step()
+        _sync()
+        t = time.perf_counter()
+        for _ in range(steps):
+            step()
+        _sync()
+        out.write(f"{f.__name__}: {(time.perf_counter() - t) / steps * 1e6:.1f} us a step\n")
+        prof = cProfile.Profile()
+        prof.enable()
+        for _ in range(steps):
+            step()
+        _sync()
+        prof.disable()
+        pstats.Stats(prof, stream=out).sort_stats("tottime").print_stats(25)
+    return out.getvalue()
+
+
+def native_vs_generated(emit: Callable[[str], None], max_log2: int) -> None:
+    """Where regloss calls PyTorch's own fused loss (mse, mae, huber, smooth_l1: see
+    regloss.torch._native), the same step through the generated Triton kernel instead, in
+    float32: PyTorch's backward reads prediction and target again (20 bytes an element),
+    the generated kernel's step moves 12."""
+    from regloss.torch import _native
+
+    emit("| loss | N | torch's own ms | generated kernel ms | generated / own |")
+    emit("|---" * 5 + "|")
+    for k in range(14, max_log2 + 1, 2):
+        n = 1 << k
+        x = torch.randn(n, device=DEVICE, requires_grad=True)
+        y = torch.randn(n, device=DEVICE)
+        for name in ("mse", "mae", "huber", "smooth_l1"):
+            ours = getattr(RF, f"{name}_loss")
+            kind = type(regloss.get_loss(name))
+
+            def generated(a: torch.Tensor, b: torch.Tensor, f: Any = ours, kind: Any = kind) -> Any:
+                entry = _native.NATIVE.pop(kind)
+                try:
+                    return f(a, b)
+                finally:
+                    _native.NATIVE[kind] = entry
+
+            t_own, t_gen = _time([_step(ours, x, y), _step(generated, x, y)], 7 if k < 22 else 3)
+            emit(f"| {name} | 2^{k} | {t_own:.3f} | {t_gen:.3f} | {t_gen / t_own:.2f} |")
+        del x, y
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path)
     parser.add_argument("--max-log2", type=int, default=26)
     parser.add_argument("--budget", type=float, default=280.0, help="seconds for the table")
     parser.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
+    parser.add_argument(
+        "--host-profile", type=Path, help="write where a small step's host time goes to FILE"
+    )
     args = parser.parse_args()
     global DEVICE
     DEVICE = args.device
@@ -220,6 +284,8 @@ def main() -> int:
     bad = check(lines)
     emit(lines.pop())
     emit(launched_kernels())
+    if args.host_profile:
+        args.host_profile.write_text(host_profile())
     bw = copy_bandwidth()
     emit(f"copy bandwidth {bw / 1e9:.0f} GB/s (clone of a 1 GiB float32 tensor, read + write)")
     emit(
@@ -242,8 +308,9 @@ def main() -> int:
                 steps = [_step(f, x, y) for f in (ours, _eager(ours), hand.loss(name), F.mse_loss)]
                 t_ours, t_eager, t_hand, t_mse = _time(steps, 7 if k < 22 else 3)
                 e = x.element_size()
-                # bytes moved: x and y read, psi written and read (compute dtype), grad written
-                traffic = n * (3 * e + 2 * (8 if dtype == torch.float64 else 4))
+                # bytes moved: x and y read, the gradient written; for half inputs also ψ
+                # written and read back in float32 (the float32 product rounded once)
+                traffic = n * (3 * e + (0 if dtype in (torch.float32, torch.float64) else 8))
                 k_ms = device_ms(steps[0]) if DEVICE == "cuda" and k >= 22 else float("nan")
                 emit(
                     f"| {name} | {str(dtype)[6:]} | 2^{k} | {t_ours:.3f} | {t_eager / t_ours:.2f} "
@@ -254,6 +321,7 @@ def main() -> int:
                 )
             del x, y
     emit(f"table: {time.perf_counter() - t0:.0f} s; {skipped} (size, dtype) groups skipped")
+    native_vs_generated(emit, args.max_log2)
     return 1 if bad else 0
 
 

@@ -181,11 +181,16 @@ for name in regloss.available_losses():
     fwd = dict(p_ptr="*bf16", t_ptr="*bf16", w_ptr="*fp32", k_ptr="*u8", g_ptr="*fp32",
                v_ptr="*fp32", part_ptr="*fp64", fpart_ptr="*fp32", den="i64")
     flags = dict(num=1, HAS_W=True, HAS_K=True, OMIT=True, WANT_G=True, WANT_V=True,
-                 F64=False, BLOCK=gpu.BLOCK)
+                 WANT_F=True, F64=False, BLOCK=gpu.BLOCK)
     triton.compile(signature(mod.rl_fwd, fwd, flags), target=target)
     elem = {k: "*fp64" for k in ("x_ptr", "rho_ptr", "psi_ptr", "dpsi_ptr")}
     triton.compile(signature(mod.rl_elem, elem, dict(F64=True, BLOCK=gpu.BLOCK)), target=target)
     print("compiled", name, flush=True)
+scale = gpu._load(gpu.SCALE_SOURCE).rl_scale
+for dtype in ("fp32", "fp64"):
+    types = dict(g_ptr="*" + dtype, s_ptr="*" + dtype, n="i64")
+    triton.compile(signature(scale, types, dict(BLOCK=gpu.BLOCK)), target=target)
+print("compiled rl_scale", flush=True)
 """
 
 
@@ -206,4 +211,41 @@ def test_every_generated_kernel_compiles_for_a_cuda_gpu(tmp_path: Any) -> None:
     )
     assert done.returncode == 0, done.stderr[-3000:]
     compiled = {line.split()[1] for line in done.stdout.splitlines() if line.startswith("compiled")}
-    assert compiled == set(regloss.available_losses())
+    assert compiled == {*regloss.available_losses(), "rl_scale"}
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("s", [1.0, 3.0, -1.0, 0.0, -0.0, float("nan"), float("inf"), 1e-40])
+def test_gradient_scaling_is_decided_on_the_device(dtype: torch.dtype, s: float) -> None:
+    """rl_scale multiplies the gradient buffer by the 0-d incoming gradient read on the
+    device, and leaves it as it is where that is exactly 1 (``loss.backward()``): its mask
+    is empty then, so the pass loads and stores nothing."""
+    g = torch.randn(3 * gpu.BLOCK + 17, dtype=dtype, generator=torch.Generator().manual_seed(4))
+    g[5] = float("nan")
+    want = g * torch.tensor(s, dtype=dtype)
+    gpu.scale_into(g, torch.tensor(s, dtype=dtype))
+    torch.testing.assert_close(g, want, rtol=0, atol=0, equal_nan=True)
+    kernel = gpu.SCALE_SOURCE[gpu.SCALE_SOURCE.index("def rl_scale") :]
+    assert "m = offs < tl.where(s == 1, 0, n)" in kernel
+    assert kernel.count("mask=m") == 2 and kernel.count("tl.load(g_ptr") == 1
+
+
+@pytest.mark.parametrize("incoming", [1.0, 3.0, float("nan")])
+def test_training_step_multiplies_on_the_device(
+    monkeypatch: pytest.MonkeyPatch, incoming: float
+) -> None:
+    """On a Triton device the backward never reads the incoming gradient on the host: a
+    CUDA tensor's ``g == 1`` would synchronise. The device kernel decides, also for 1."""
+    calls: list[torch.Tensor] = []
+    real = gpu.scale_into
+    monkeypatch.setattr(gpu, "scale_into", lambda g, s: calls.append(s) or real(g, s))
+    monkeypatch.setattr("regloss.torch._autograd._is_one", lambda g: False)  # as on CUDA
+    x = (3 * torch.randn(5000, generator=torch.Generator().manual_seed(5))).requires_grad_()
+    t = torch.randn(5000, generator=torch.Generator().manual_seed(6))
+    rtf.cauchy_loss(x, t).backward(torch.tensor(incoming))
+    with monkeypatch.context() as m:
+        m.setenv("REGLOSS_KERNELS", "0")
+        xr = x.detach().clone().requires_grad_()
+        rtf.cauchy_loss(xr, t).backward(torch.tensor(incoming))
+    assert len(calls) == 1 and calls[0].dim() == 0
+    torch.testing.assert_close(x.grad, xr.grad, rtol=2e-6, atol=1e-9, equal_nan=True)

@@ -21,6 +21,7 @@ __all__ = [
     "fused_weighted",
     "gpu_forward",
     "kernel_threads",
+    "multiply_into",
 ]
 
 _REGISTERED: frozenset[type] | None = None
@@ -351,6 +352,29 @@ def gpu_forward(loss: Any, prep: Any, dtype: Any, need_psi: bool) -> tuple[Any, 
         return value, psi_f, 1.0, 1.0
     scale = 1.0 if f is None else _reduce._scale(torch, prep, f)
     return total.to(dtype), psi_f, scale, scale
+
+
+def multiply_into(g: Any, s: Any) -> Any:
+    """``g *= s`` for a gradient buffer ``g`` nobody else sees and a 0-d incoming gradient
+    ``s``. On a GPU with Triton the multiplication is decided on the device (no pass where
+    ``s`` is exactly 1, and no host synchronisation to find that out); elsewhere ``mul_``."""
+    import torch
+
+    if (
+        type(g) is torch.Tensor
+        and type(s) is torch.Tensor
+        and g.device.type in TRITON_DEVICES
+        and s.device == g.device
+        and s.dim() == 0
+        and g.is_contiguous()
+        and enabled()
+        and not torch.compiler.is_compiling()
+    ):
+        tk = _triton()
+        if tk:
+            tk.scale_into(g, s)
+            return g
+    return g.mul_(s)
 
 
 def enabled() -> bool:

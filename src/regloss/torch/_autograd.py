@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 
 import torch
 
-from .. import _reduce
+from .. import _kernels, _reduce
 from .._validate import Prepared
 from ..losses import Loss
 from ..losses._base import AutodiffForm
@@ -226,7 +226,7 @@ class _LossFunction(torch.autograd.Function):
             g = owned
             grad = _scaled(grad, scale_t if scale_t is not None else ctx.grad_scale)
             if not _is_one(grad):
-                g.mul_(grad)
+                _kernels.multiply_into(g, grad)
         else:
             if psi_f is None:  # the owned buffer went to an earlier backward: recompute
                 prep = _join(prediction, target, weight, keep, ctx.meta)
@@ -510,7 +510,7 @@ def _is_one(g: torch.Tensor) -> bool:
 
 def _times(owned: torch.Tensor, g: torch.Tensor, one: bool) -> torch.Tensor:
     """``owned * g`` written into ``owned`` (a buffer nobody else sees), nothing when g is 1."""
-    return owned if one else owned.mul_(g)
+    return owned if one else _kernels.multiply_into(owned, g)
 
 
 _fast_nll_apply: Any = super(torch.autograd.Function, _NLLFunction).apply
