@@ -135,6 +135,44 @@ def check(failures: list[str], lines: list[str]) -> int:
     return count
 
 
+def check_reductions(failures: list[str], lines: list[str]) -> int:
+    """The Triton kernel's in-kernel reduction (the program finishing last adds the partial
+    sums, up to FINAL_MAX_BLOCKS blocks; PyTorch's sum beyond) and the backward's
+    multiplication decided on the device: 30 launches of each size queued before one
+    synchronisation must agree bit for bit and with the float64 eager definition, and an
+    incoming gradient of 2.5 must scale the gradient."""
+    from regloss._kernels import gpu
+
+    dev = torch.device(DEVICE)
+    blocks = gpu.FINAL_MAX_BLOCKS
+    sizes = [1, 1000, gpu.BLOCK + 1, 37 * gpu.BLOCK - 5, blocks * gpu.BLOCK, blocks * gpu.BLOCK + 1]
+    count = 0
+    for n in sizes[: 4 if DEVICE == "cpu" else None]:  # the interpreter is slow
+        g = torch.Generator().manual_seed(n)
+        x64 = 3 * torch.randn(n, generator=g, dtype=torch.float64)
+        y64 = torch.randn(n, generator=g, dtype=torch.float64)
+        for dtype in (torch.float32, torch.float64):
+            x, y = x64.to(dev, dtype), y64.to(dev, dtype)
+            ref = _eager_reference(RF.cauchy_loss, x.double(), y.double(), reduction="sum")
+            runs = torch.stack([RF.cauchy_loss(x, y, reduction="sum") for _ in range(30)])
+            count += 1
+            what = f"reduction n={n} {dtype}"
+            if not bool((runs == runs[0]).all()):
+                lo, hi = runs.min().item(), runs.max().item()
+                failures.append(f"{what}: not deterministic ({lo}..{hi})")
+            tol = 1e-5 if dtype == torch.float32 else 1e-12
+            if not torch.allclose(runs[0].double().cpu(), ref.cpu(), rtol=tol, atol=0):
+                failures.append(f"{what}: {runs[0].item()} vs {ref.item()}")
+            xg = x.detach().requires_grad_()
+            (RF.cauchy_loss(xg, y) * 2.5).backward()
+            xr = x.detach().double().requires_grad_()
+            (_eager_reference(RF.cauchy_loss, xr, y.double()) * 2.5).backward()
+            if not torch.allclose(xg.grad.double(), xr.grad, rtol=tol, atol=tol / n):
+                failures.append(f"{what}: gradient times 2.5 differs")
+    lines.append(f"reductions and device-side gradient scaling: {count} cases")
+    return count
+
+
 def _device_name() -> str:
     return torch.cuda.get_device_name() if DEVICE == "cuda" else "cpu (Triton interpreter)"
 
@@ -194,6 +232,7 @@ def main() -> int:
     lines = [f"torch {torch.__version__}, regloss {regloss.__version__}"]
     t = time.perf_counter()
     check(failures, lines)
+    check_reductions(failures, lines)
     if not args.no_timing and DEVICE == "cuda":  # CUDA events: no timing on the CPU
         timing(lines)
     lines.append(f"\n({time.perf_counter() - t:.0f} s)")

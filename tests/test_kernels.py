@@ -524,3 +524,108 @@ def test_kernels_off_turns_built_kernels_off(monkeypatch: pytest.MonkeyPatch) ->
     assert c.kernel(loss, "float64") is None
     x = np.linspace(-3, 3, 11)
     assert fused(loss, np, _prep(x, np.zeros(11)), np.float64, True) is None
+
+
+def _evaluate(node: Any, r: np.ndarray) -> np.ndarray:
+    """A traced graph evaluated with NumPy in r's dtype (each node once)."""
+    from regloss._kernels.trace import FUNCTIONS, INFIX
+
+    dt = r.dtype.type
+    memo: dict[int, Any] = {}
+    binary = {
+        **{"add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide},
+        **{"lt": np.less, "le": np.less_equal, "gt": np.greater, "ge": np.greater_equal},
+        **{"eq": np.equal, "ne": np.not_equal, "and": np.logical_and, "or": np.logical_or},
+    }
+    assert set(binary) == set(INFIX)
+
+    def ev(x: Any) -> Any:
+        if not isinstance(x, Sym):
+            return dt(x)
+        if id(x) in memo:
+            return memo[id(x)]
+        a = [ev(v) for v in x.args]
+        op = x.op
+        if op == "r":
+            out = r
+        elif op == "const":
+            out = np.full_like(r, a[0])
+        elif op in binary:
+            out = binary[op](a[0], a[1])
+        elif op == "where":
+            out = np.where(a[0], a[1], a[2])
+        elif op == "neg":
+            out = -a[0]
+        elif op == "not":
+            out = np.logical_not(a[0])
+        elif op == "isfinite":
+            out = np.isfinite(a[0])
+        elif op == "sign":
+            out = np.sign(a[0])
+        else:
+            assert op in FUNCTIONS, op
+            out = (np.power if op == "pow" else getattr(np, op))(*a)
+        memo[id(x)] = out
+        return out
+
+    with np.errstate(all="ignore"):
+        return np.asarray(ev(node), dtype=r.dtype)
+
+
+def _count(node: Any, ops: set[str]) -> int:
+    seen: dict[int, Any] = {}
+    stack = [node]
+    while stack:
+        x = stack.pop()
+        if isinstance(x, Sym) and id(x) not in seen:
+            seen[id(x)] = x
+            stack.extend(x.args)
+    return sum(1 for x in seen.values() if x.op in ops)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize(("name", "p"), params(CASES))
+def test_hoisting_selects_keeps_every_value_bit_for_bit(
+    monkeypatch: pytest.MonkeyPatch, name: str, p: dict, dtype: Any
+) -> None:
+    """where(c, f(a, b), f(d, e)) -> f(where(c, a, d), where(c, b, e)) changes no value: the
+    graphs with and without the rewrite agree bit for bit over the whole range."""
+    from regloss._kernels import trace as tr
+
+    loss = get_loss(name, **p)
+    r = _grid(dtype, loss)
+    for method in ("rho", "psi", "psi_prime"):
+        hoisted = trace(getattr(loss, method))
+        with monkeypatch.context() as m:
+            m.setattr(tr, "HOISTED", frozenset())
+            plain = trace(getattr(loss, method))
+        assert _count(hoisted, set(tr.HOISTED)) <= _count(plain, set(tr.HOISTED)), method
+        a, b = _evaluate(hoisted, r), _evaluate(plain, r)
+        np.testing.assert_array_equal(a.view(np.uint8), b.view(np.uint8), err_msg=method)
+
+
+def test_hoisting_saves_the_second_division_and_keeps_shared_ones() -> None:
+    from regloss._kernels import trace as tr
+
+    # Cauchy's psi divides once per side of its overflow-safe where: one division fewer
+    loss = get_loss("cauchy")
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(tr, "HOISTED", frozenset())
+        plain = trace(loss.psi)
+    assert _count(trace(loss.psi), {"div"}) == _count(plain, {"div"}) - 1
+
+    # a division used beside the where stays as it is (hoisting would compute it twice)
+    def shared(r: Any) -> Any:
+        q = r / 3.0
+        return q + namespace_where(r > 1.0, q, 1.0 / r)
+
+    g = trace(shared)
+    assert _count(g, {"div"}) == 2 and _count(g, {"where"}) == 1
+    h = trace(lambda r: namespace_where(r > 1.0, 2.0 / r, 1.0 / (r * r)))
+    assert _count(h, {"div"}) == 1 and _count(h, {"where"}) == 2
+
+
+def namespace_where(c: Any, a: Any, b: Any) -> Any:
+    from regloss._namespace import namespace
+
+    return namespace(a).where(c, a, b)

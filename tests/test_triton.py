@@ -179,17 +179,24 @@ for name in regloss.available_losses():
     # bfloat16 inputs, every option on, and the scale's numerator 1: Triton passes an
     # integer argument equal to 1 as a constexpr Python int (a trap the interpreter hides)
     fwd = dict(p_ptr="*bf16", t_ptr="*bf16", w_ptr="*fp32", k_ptr="*u8", g_ptr="*fp32",
-               v_ptr="*fp32", part_ptr="*fp64", fpart_ptr="*fp32", den="i64")
-    flags = dict(num=1, HAS_W=True, HAS_K=True, OMIT=True, WANT_G=True, WANT_V=True,
-                 WANT_F=True, F64=False, BLOCK=gpu.BLOCK)
-    triton.compile(signature(mod.rl_fwd, fwd, flags), target=target)
+               v_ptr="*fp32", part_ptr="*fp64", fpart_ptr="*fp32", out_ptr="*bf16",
+               cnt_ptr="*i32", den="i64")
+    for i64 in (False, True):
+        # the finishing program's reduction on, and separately ρ·f written ('none')
+        for final in (True, False):
+            flags = dict(num=1, HAS_W=True, HAS_K=True, OMIT=True, WANT_G=True,
+                         WANT_V=not final, WANT_F=True, FINAL=final, F64=False, I64=i64,
+                         BLOCK=gpu.BLOCK, RBLOCK=gpu.RBLOCK)
+            triton.compile(signature(mod.rl_fwd, fwd, flags), target=target)
     elem = {k: "*fp64" for k in ("x_ptr", "rho_ptr", "psi_ptr", "dpsi_ptr")}
-    triton.compile(signature(mod.rl_elem, elem, dict(F64=True, BLOCK=gpu.BLOCK)), target=target)
+    flags = dict(F64=True, I64=False, BLOCK=gpu.BLOCK)
+    triton.compile(signature(mod.rl_elem, elem, flags), target=target)
     print("compiled", name, flush=True)
 scale = gpu._load(gpu.SCALE_SOURCE).rl_scale
 for dtype in ("fp32", "fp64"):
     types = dict(g_ptr="*" + dtype, s_ptr="*" + dtype, n="i64")
-    triton.compile(signature(scale, types, dict(BLOCK=gpu.BLOCK)), target=target)
+    for i64 in (False, True):
+        triton.compile(signature(scale, types, dict(I64=i64, BLOCK=gpu.BLOCK)), target=target)
 print("compiled rl_scale", flush=True)
 """
 
@@ -249,3 +256,31 @@ def test_training_step_multiplies_on_the_device(
         rtf.cauchy_loss(xr, t).backward(torch.tensor(incoming))
     assert len(calls) == 1 and calls[0].dim() == 0
     torch.testing.assert_close(x.grad, xr.grad, rtol=2e-6, atol=1e-9, equal_nan=True)
+
+
+@pytest.mark.parametrize(("rblock", "final_max"), [(2, 11), (8, 11), (gpu.RBLOCK, 11), (8, 10)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+def test_the_finishing_program_adds_every_partial_sum(
+    monkeypatch: pytest.MonkeyPatch, dtype: torch.dtype, rblock: int, final_max: int
+) -> None:
+    """rl_fwd's last program adds the per-block partial sums in float64 (in steps of RBLOCK,
+    here also 2 and 8 so that 11 blocks take several steps with a ragged last one), writes
+    the total in the output dtype and leaves the stream's counter at 0 for the next launch;
+    past FINAL_MAX_BLOCKS blocks PyTorch adds them (10 here: the same result)."""
+    monkeypatch.setattr(gpu, "RBLOCK", rblock)
+    monkeypatch.setattr(gpu, "FINAL_MAX_BLOCKS", final_max)
+    loss = get_loss("cauchy")
+    g = torch.Generator().manual_seed(7)
+    n = 10 * gpu.BLOCK + 3
+    x = (3 * torch.randn(n, generator=g)).to(dtype)
+    t = torch.randn(n, generator=g).to(dtype)
+    for ratio, out in [((1, 1), dtype), ((1, n), dtype), ((1, n), torch.float64)]:
+        total, _, psi, _ = gpu.forward(loss, x, t, scale=ratio, want_count=False, total_dtype=out)
+        r = x.double() - t.double()
+        want = torch.from_numpy(loss.rho(r.numpy())).sum() * ratio[0] / ratio[1]
+        assert total.dtype == out and total.dim() == 0
+        # ρ in float32 for float32 and half inputs: a bfloat16 total may round one unit apart
+        tol = 2e-6 if out != torch.bfloat16 else torch.finfo(out).eps
+        torch.testing.assert_close(total.double(), want.to(out).double(), rtol=tol, atol=0)
+        assert int(gpu._counter(x.device)) == 0
+    assert psi is not None and psi.shape == x.shape

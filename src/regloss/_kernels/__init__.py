@@ -347,11 +347,12 @@ def gpu_forward(loss: Any, prep: Any, dtype: Any, need_psi: bool) -> tuple[Any, 
         want_value=want_value,
         scale=ratio,
         want_count=False,
+        total_dtype=dtype,
     )
     if want_value:
         return value, psi_f, 1.0, 1.0
     scale = 1.0 if f is None else _reduce._scale(torch, prep, f)
-    return total.to(dtype), psi_f, scale, scale
+    return total, psi_f, scale, scale
 
 
 def multiply_into(g: Any, s: Any) -> Any:

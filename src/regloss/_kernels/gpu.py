@@ -41,6 +41,13 @@ from .trace import Emitter, Untraceable, trace
 __all__ = ["BLOCK", "elementwise", "forward", "scale_into", "source"]
 
 BLOCK = 1024
+#: partial sums the finishing program adds per step: 2,048 float64 loads in flight keep the
+#: kernel at 64 registers (4,096 took 94, fewer programs per multiprocessor)
+RBLOCK = 2048
+#: up to this many blocks (2^24 elements) the finishing program adds the partial sums (at
+#: most 8 steps), saving the host two launches where the host bounds the step; beyond,
+#: where the device does, PyTorch's parallel sum of the partials is the shorter tail
+FINAL_MAX_BLOCKS = 1 << 14
 #: warps per program (Triton's default); ``benchmarks/tune_gpu.py`` measures alternatives
 NUM_WARPS = 4
 
@@ -79,8 +86,10 @@ class _Emitter(Emitter):
 
 
 _PROLOGUE = """    pid = tl.program_id(0)
-    # 64-bit offsets: pid * BLOCK passes 2^31 from 2^31 elements (8 GiB of float32)
-    offs = pid.to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    if I64:  # 64-bit offsets: pid * BLOCK passes 2^31 from 2^31 elements (8 GiB of float32)
+        offs = pid.to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    else:  # fewer address instructions where 32 bits hold every offset
+        offs = pid * BLOCK + tl.arange(0, BLOCK)
     m = offs < n
     if F64:
         zero = tl.zeros([BLOCK], dtype=tl.float64)
@@ -108,10 +117,11 @@ INF = tl.constexpr(float("inf"))
 
 
 @triton.jit
-def rl_fwd(p_ptr, t_ptr, w_ptr, k_ptr, g_ptr, v_ptr, part_ptr, fpart_ptr, n, num, den,
-           HAS_W: tl.constexpr, HAS_K: tl.constexpr, OMIT: tl.constexpr,
+def rl_fwd(p_ptr, t_ptr, w_ptr, k_ptr, g_ptr, v_ptr, part_ptr, fpart_ptr, out_ptr, cnt_ptr,
+           n, num, den, HAS_W: tl.constexpr, HAS_K: tl.constexpr, OMIT: tl.constexpr,
            WANT_G: tl.constexpr, WANT_V: tl.constexpr, WANT_F: tl.constexpr,
-           F64: tl.constexpr, BLOCK: tl.constexpr):
+           FINAL: tl.constexpr, F64: tl.constexpr, I64: tl.constexpr, BLOCK: tl.constexpr,
+           RBLOCK: tl.constexpr):
 {_PROLOGUE}
     # correctly rounded, as Python's num / den (tl.cast: an argument equal to 1 arrives as a
     # constexpr Python int, which has no .to)
@@ -138,10 +148,27 @@ def rl_fwd(p_ptr, t_ptr, w_ptr, k_ptr, g_ptr, v_ptr, part_ptr, fpart_ptr, n, num
     tl.store(part_ptr + pid, part.to(tl.float64) * s)
     if WANT_F:  # a second block reduction only where the count is asked for
         tl.store(fpart_ptr + pid, tl.sum(f, axis=0))
+    if FINAL:
+        # The program that finishes last (the counter's acq_rel atomic orders every other
+        # program's partial before it) adds the partials in index order, in float64, and
+        # writes the total in the output dtype; then it resets the counter for the next
+        # launch on this stream. Deterministic, and no launch left for the sum and cast.
+        nprog = tl.num_programs(0)
+        if tl.atomic_add(cnt_ptr, 1, sem="acq_rel") == nprog - 1:
+            acc = tl.zeros([RBLOCK], dtype=tl.float64)
+            for start in range(0, nprog, RBLOCK):
+                idx = start + tl.arange(0, RBLOCK)
+                acc += tl.load(part_ptr + idx, mask=idx < nprog, other=0.0, cache_modifier=".cg")
+            total = tl.sum(acc, axis=0)
+            if out_ptr.dtype.element_ty.primitive_bitwidth == 16:
+                total = total.to(tl.float32)  # as PyTorch casts a double to a half dtype
+            tl.store(out_ptr, total.to(out_ptr.dtype.element_ty))
+            tl.store(cnt_ptr, 0)
 
 
 @triton.jit
-def rl_elem(x_ptr, rho_ptr, psi_ptr, dpsi_ptr, n, F64: tl.constexpr, BLOCK: tl.constexpr):
+def rl_elem(x_ptr, rho_ptr, psi_ptr, dpsi_ptr, n, F64: tl.constexpr, I64: tl.constexpr,
+            BLOCK: tl.constexpr):
 {_PROLOGUE}
     r = tl.load(x_ptr + offs, mask=m, other=0.0).to(zero.dtype)
 {chr(10).join(el.lines)}
@@ -223,9 +250,12 @@ import triton.language as tl
 
 
 @triton.jit
-def rl_scale(g_ptr, s_ptr, n, BLOCK: tl.constexpr):
+def rl_scale(g_ptr, s_ptr, n, I64: tl.constexpr, BLOCK: tl.constexpr):
     pid = tl.program_id(0)
-    offs = pid.to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    if I64:
+        offs = pid.to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    else:
+        offs = pid * BLOCK + tl.arange(0, BLOCK)
     s = tl.load(s_ptr)
     m = offs < tl.where(s == 1, 0, n)  # every lane off where s is 1
     g = tl.load(g_ptr + offs, mask=m, other=0.0)
@@ -243,7 +273,29 @@ def scale_into(g: Any, s: Any) -> None:
     if mod is None:
         mod = _SCALE[key] = _load(SCALE_SOURCE)
     n = g.numel()
-    mod.rl_scale[(max(1, -(-n // BLOCK)),)](g, s, n, BLOCK=BLOCK, num_warps=NUM_WARPS)
+    blocks = max(1, -(-n // BLOCK))
+    mod.rl_scale[(blocks,)](
+        g, s, n, I64=blocks * BLOCK > _I32_LIMIT, BLOCK=BLOCK, num_warps=NUM_WARPS
+    )
+
+
+#: one zeroed int32 counter per (device, stream) for the finishing-program reduction; each
+#: launch leaves it at 0 again, and launches on one stream never overlap
+_COUNTERS: dict[tuple[Any, int], Any] = {}
+
+#: offsets up to this need no 64-bit arithmetic (Triton's int32 indices)
+_I32_LIMIT = 2**31 - 1
+
+
+def _counter(device: Any) -> Any:
+    import torch
+
+    stream = torch.cuda.current_stream(device).cuda_stream if device.type == "cuda" else 0
+    key = (device, stream)
+    c = _COUNTERS.get(key)
+    if c is None:
+        c = _COUNTERS[key] = torch.zeros(1, dtype=torch.int32, device=device)
+    return c
 
 
 def forward(
@@ -258,11 +310,14 @@ def forward(
     want_value: bool = False,
     scale: tuple[int, int] = (1, 1),
     want_count: bool = True,
+    total_dtype: Any = None,
 ) -> tuple[Any, Any, Any, Any]:
     """``(Σρ·f·s, Σf, ψ·f·s or None, ρ·f or None)`` for contiguous torch tensors of one
-    shape (weight and keep too, keep boolean), with ``s = scale[0] / scale[1]``; sums are
-    float64 0-d tensors (Σf None unless ``want_count``), ψ·f·s and ρ·f are in the compute
-    dtype (float64 for float64 inputs, float32 otherwise)."""
+    shape (weight and keep too, keep boolean), with ``s = scale[0] / scale[1]``. Σρ·f·s is
+    a 0-d tensor of ``total_dtype`` (float64 by default), added in float64 by the kernel
+    itself, or None where ``want_value`` (then ρ·f is what is asked for); Σf is a float64
+    0-d tensor or None unless ``want_count``; ψ·f·s and ρ·f are in the compute dtype
+    (float64 for float64 inputs, float32 otherwise)."""
     import torch
 
     mod = module(loss)
@@ -270,10 +325,13 @@ def forward(
     f64 = prediction.dtype == torch.float64
     blocks = max(1, -(-n // BLOCK))
     acc = torch.float64 if f64 else torch.float32  # the compute dtype
-    part = torch.empty(blocks, dtype=torch.float64, device=prediction.device)
-    fpart = torch.empty(blocks, dtype=acc, device=prediction.device) if want_count else part
+    device = prediction.device
+    part = torch.empty(blocks, dtype=torch.float64, device=device)
+    fpart = torch.empty(blocks, dtype=acc, device=device) if want_count else part
     g = torch.empty_like(prediction, dtype=acc) if want_grad else None
     v = torch.empty_like(prediction, dtype=acc) if want_value else None
+    final = not want_value and blocks <= FINAL_MAX_BLOCKS
+    total = torch.empty((), dtype=total_dtype or torch.float64, device=device) if final else None
     # an absent input or output is passed as the prediction: its flag keeps it unused
     mod.rl_fwd[(blocks,)](
         prediction,
@@ -284,6 +342,8 @@ def forward(
         v if v is not None else prediction,
         part,
         fpart,
+        total if total is not None else part,
+        _counter(device) if final else part,
         n,
         scale[0],
         scale[1],
@@ -293,12 +353,19 @@ def forward(
         WANT_G=want_grad,
         WANT_V=want_value,
         WANT_F=want_count,
+        FINAL=final,
         F64=f64,
+        I64=blocks * BLOCK > _I32_LIMIT,
         BLOCK=BLOCK,
+        RBLOCK=RBLOCK,
         num_warps=NUM_WARPS,
     )
     count = fpart.sum(dtype=torch.float64) if want_count else None
-    return part.sum(), count, g, v
+    if total is None and not want_value:
+        total = part.sum()
+        if total_dtype is not None and total_dtype != torch.float64:
+            total = total.to(total_dtype)
+    return total, count, g, v
 
 
 def elementwise(loss: Loss, r: Any) -> tuple[Any, Any, Any]:
@@ -310,6 +377,11 @@ def elementwise(loss: Loss, r: Any) -> tuple[Any, Any, Any]:
     out = [torch.empty_like(r) for _ in range(3)]
     blocks = max(1, -(-n // BLOCK))
     mod.rl_elem[(blocks,)](
-        *[r, *out], n, F64=r.dtype == torch.float64, BLOCK=BLOCK, num_warps=NUM_WARPS
+        *[r, *out],
+        n,
+        F64=r.dtype == torch.float64,
+        I64=blocks * BLOCK > _I32_LIMIT,
+        BLOCK=BLOCK,
+        num_warps=NUM_WARPS,
     )
     return out[0], out[1], out[2]

@@ -265,8 +265,69 @@ def trace(fn: Callable[..., Any], inputs: tuple[str, ...] = ("r",)) -> Any:
     except (TypeError, AttributeError, ValueError) as exc:
         raise Untraceable(f"{type(exc).__name__}: {exc}") from exc
     if isinstance(out, tuple):
-        return tuple(_as_node(o) for o in out)
-    return _as_node(out)
+        return tuple(hoist_selects(_as_node(o)) for o in out)
+    return hoist_selects(_as_node(out))
+
+
+#: operations worth one select per operand instead of a second evaluation: a select costs
+#: one instruction, a division several (a reciprocal and its refinement), a function tens
+HOISTED = frozenset({"div", "sqrt", "exp", "expm1", "log", "log1p", "sinh", "tanh", "pow"})
+
+
+def hoist_selects(root: Sym) -> Sym:
+    """Rewrite ``where(c, f(a, b), f(d, e))`` as ``f(where(c, a, d), where(c, b, e))`` for an
+    expensive ``f`` (:data:`HOISTED`) whose two evaluations have no other use.
+
+    A kernel computes both sides of every select, so the overflow-safe definitions, which
+    write a formula twice (one form below a threshold, one above), would otherwise pay for
+    each division and function twice. The value is the same bit for bit: ``f`` sees exactly
+    the operands the select would have chosen the result of."""
+    uses: dict[int, int] = {}
+    seen: set[int] = set()
+    stack = [root]
+    while stack:
+        x = stack.pop()
+        if id(x) in seen:
+            continue
+        seen.add(id(x))
+        for a in x.args:
+            if isinstance(a, Sym):
+                uses[id(a)] = uses.get(id(a), 0) + 1
+                stack.append(a)
+    done: dict[int, Any] = {}
+
+    def pick(c: Sym, a: Any, b: Any) -> Any:
+        if a is b or (not isinstance(a, Sym) and not isinstance(b, Sym) and a == b):
+            return a
+        return rewrite(Sym("where", (c, a, b)))
+
+    def rewrite(x: Any) -> Any:
+        if not isinstance(x, Sym) or not x.args:
+            return x
+        key = id(x)
+        if key in done:
+            return done[key]
+        args = tuple(rewrite(a) for a in x.args)
+        same = all(n is o for n, o in zip(args, x.args, strict=True))
+        out = x if same else Sym(x.op, args, x.kind)
+        if out.op == "where":
+            c, a, b = args
+            if (
+                isinstance(a, Sym)
+                and isinstance(b, Sym)
+                and a.op == b.op
+                and a.op in HOISTED
+                and len(a.args) == len(b.args)
+                and uses.get(id(a), 1) == 1
+                and uses.get(id(b), 1) == 1
+                and a is not b
+            ):
+                out = Sym(a.op, tuple(pick(c, u, v) for u, v in zip(a.args, b.args, strict=True)))
+        done[key] = out
+        return out
+
+    result: Sym = rewrite(root)
+    return result
 
 
 def _register() -> None:
