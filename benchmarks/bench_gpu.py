@@ -226,6 +226,40 @@ def host_profile(n: int = 1 << 10, steps: int = 500) -> str:
     return out.getvalue()
 
 
+def step_trace(ks: tuple[int, ...] = (20, 26), steps: int = 20) -> str:
+    """Where a step's time goes at a small and a large N: the host's enqueue time per step
+    (no synchronisation) against the wall time per step (synchronised at the end), and the
+    profiler's CPU and device tables of a few steps, for cauchy_loss and mse_loss."""
+    from torch.profiler import ProfilerActivity, profile
+
+    out = []
+    for k in ks:
+        x = torch.randn(1 << k, device=DEVICE, requires_grad=True)
+        y = torch.randn(1 << k, device=DEVICE)
+        for f in (RF.cauchy_loss, F.mse_loss):
+            step = _step(f, x, y)
+            for _ in range(5):
+                step()
+            _sync()
+            t0 = time.perf_counter()
+            for _ in range(steps):
+                step()
+            t1 = time.perf_counter()
+            _sync()
+            t2 = time.perf_counter()
+            host, wall = (t1 - t0) / steps * 1e3, (t2 - t0) / steps * 1e3
+            out.append(f"## {f.__name__} 2^{k}: host enqueue {host:.3f} ms/step, wall {wall:.3f}")
+            acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if DEVICE == "cuda" else [])
+            with profile(activities=acts) as prof:
+                for _ in range(5):
+                    step()
+                _sync()
+            table = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=18)
+            out.append(table)
+        del x, y
+    return "\n".join(out)
+
+
 def native_vs_generated(emit: Callable[[str], None], max_log2: int) -> None:
     """Where regloss calls PyTorch's own fused loss (mse, mae, huber, smooth_l1: see
     regloss.torch._native), the same step through the generated Triton kernel instead, in
@@ -264,6 +298,9 @@ def main() -> int:
     parser.add_argument(
         "--host-profile", type=Path, help="write where a small step's host time goes to FILE"
     )
+    parser.add_argument(
+        "--trace-step", type=Path, help="write host/wall time and profiler tables to FILE"
+    )
     args = parser.parse_args()
     global DEVICE
     DEVICE = args.device
@@ -286,6 +323,8 @@ def main() -> int:
     emit(launched_kernels())
     if args.host_profile:
         args.host_profile.write_text(host_profile())
+    if args.trace_step:
+        args.trace_step.write_text(step_trace())
     bw = copy_bandwidth()
     emit(f"copy bandwidth {bw / 1e9:.0f} GB/s (clone of a 1 GiB float32 tensor, read + write)")
     emit(

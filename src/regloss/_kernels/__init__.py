@@ -357,8 +357,9 @@ def gpu_forward(loss: Any, prep: Any, dtype: Any, need_psi: bool) -> tuple[Any, 
 
 def multiply_into(g: Any, s: Any) -> Any:
     """``g *= s`` for a gradient buffer ``g`` nobody else sees and a 0-d incoming gradient
-    ``s``. On a GPU with Triton the multiplication is decided on the device (no pass where
-    ``s`` is exactly 1, and no host synchronisation to find that out); elsewhere ``mul_``."""
+    ``s``. On a GPU with Triton, from ``gpu.SCALE_ON_DEVICE_FROM`` elements, the
+    multiplication is decided on the device (no pass where ``s`` is exactly 1, and no host
+    synchronisation to find that out); elsewhere ``mul_``."""
     import torch
 
     if (
@@ -372,7 +373,7 @@ def multiply_into(g: Any, s: Any) -> Any:
         and not torch.compiler.is_compiling()
     ):
         tk = _triton()
-        if tk:
+        if tk and g.numel() >= tk.SCALE_ON_DEVICE_FROM:
             tk.scale_into(g, s)
             return g
     return g.mul_(s)
