@@ -196,6 +196,21 @@ def launched_kernels() -> str:
     return text
 
 
+def host_and_wall_ms(step: Callable[[], None], steps: int, warm: int = 5) -> tuple[float, float]:
+    """Milliseconds per step the host takes to enqueue ``steps`` steps (no synchronisation)
+    and the wall time per step once the device has run them all."""
+    for _ in range(warm):
+        step()
+    _sync()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
+    t1 = time.perf_counter()
+    _sync()
+    t2 = time.perf_counter()
+    return (t1 - t0) / steps * 1e3, (t2 - t0) / steps * 1e3
+
+
 def host_profile(n: int = 1 << 10, steps: int = 500) -> str:
     """cProfile of cauchy_loss and mse_loss training steps at a small N, where the host's
     Python and launches bound the step: the functions that take its time."""
@@ -208,14 +223,8 @@ def host_profile(n: int = 1 << 10, steps: int = 500) -> str:
     out = io.StringIO()
     for f in (RF.cauchy_loss, F.mse_loss):
         step = _step(f, x, y)
-        for _ in range(50):
-            step()
-        _sync()
-        t = time.perf_counter()
-        for _ in range(steps):
-            step()
-        _sync()
-        out.write(f"{f.__name__}: {(time.perf_counter() - t) / steps * 1e6:.1f} us a step\n")
+        _, wall = host_and_wall_ms(step, steps, warm=50)
+        out.write(f"{f.__name__}: {wall * 1e3:.1f} us a step\n")
         prof = cProfile.Profile()
         prof.enable()
         for _ in range(steps):
@@ -238,16 +247,7 @@ def step_trace(ks: tuple[int, ...] = (20, 26), steps: int = 20) -> str:
         y = torch.randn(1 << k, device=DEVICE)
         for f in (RF.cauchy_loss, F.mse_loss):
             step = _step(f, x, y)
-            for _ in range(5):
-                step()
-            _sync()
-            t0 = time.perf_counter()
-            for _ in range(steps):
-                step()
-            t1 = time.perf_counter()
-            _sync()
-            t2 = time.perf_counter()
-            host, wall = (t1 - t0) / steps * 1e3, (t2 - t0) / steps * 1e3
+            host, wall = host_and_wall_ms(step, steps)
             out.append(f"## {f.__name__} 2^{k}: host enqueue {host:.3f} ms/step, wall {wall:.3f}")
             acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if DEVICE == "cuda" else [])
             with profile(activities=acts) as prof:

@@ -293,3 +293,34 @@ def test_the_finishing_program_adds_every_partial_sum(
         torch.testing.assert_close(total.double(), want.to(out).double(), rtol=tol, atol=0)
         assert int(gpu._counter(x.device)) == 0
     assert psi is not None and psi.shape == x.shape
+
+
+@pytest.mark.parametrize("name", ["mse", "mae", "huber", "smooth_l1"])
+def test_pytorchs_own_losses_yield_to_the_generated_kernel_on_large_gpu_inputs(
+    monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    """From GENERATED_ON_GPU_FROM elements on a Triton device, mse/l1/huber/smooth_l1 take
+    the generated kernel (12 bytes a float32 element per step, not PyTorch's 20), with the
+    same value and gradient; below it, and for reduction='none', PyTorch's own kernel."""
+    from regloss.torch import _native
+
+    monkeypatch.setattr(_native, "GENERATED_ON_GPU_FROM", 3000)
+    calls: list[int] = []
+    real = gpu.forward
+    monkeypatch.setattr(gpu, "forward", lambda *a, **k: calls.append(1) or real(*a, **k))
+    g = torch.Generator().manual_seed(8)
+    for n, reduction, generated in [(4000, "mean", True), (4000, "sum", True),
+                                    (2000, "mean", False), (4000, "none", False)]:  # fmt: skip
+        x = (3 * torch.randn(n, generator=g, dtype=torch.float64)).requires_grad_()
+        t = torch.randn(n, generator=g, dtype=torch.float64)
+        calls.clear()
+        value = rtf.loss(name, x, t, reduction=reduction)
+        value.sum().backward()
+        assert bool(calls) == generated, (n, reduction)
+        xr = x.detach().clone().requires_grad_()
+        want = getattr(torch.nn.functional, {"mae": "l1_loss"}.get(name, f"{name}_loss"))(
+            xr, t, reduction=reduction
+        )
+        want.sum().backward()
+        torch.testing.assert_close(value, want, rtol=1e-12, atol=1e-14)
+        torch.testing.assert_close(x.grad, xr.grad, rtol=1e-12, atol=1e-14)
