@@ -297,6 +297,10 @@ _I32_LIMIT = 2**31 - 1
 def _counter(device: Any) -> Any:
     import torch
 
+    if device.type == "cuda" and torch.cuda.is_current_stream_capturing():
+        # inside a CUDA graph's capture: a counter of the graph's own, zeroed in it (a cached
+        # one first allocated here would be zeroed only when the graph is replayed)
+        return torch.zeros(1, dtype=torch.int32, device=device)
     stream = torch.cuda.current_stream(device).cuda_stream if device.type == "cuda" else 0
     key = (device, stream)
     c = _COUNTERS.get(key)

@@ -101,10 +101,11 @@ def _plain(prediction: Any, target: Any) -> bool:
     )
 
 
-#: from this many elements on a GPU the generated Triton kernel serves these losses too: its
-#: step moves 12 bytes a float32 element where PyTorch's backward reads prediction and target
-#: again (20); measured on an H200 at 2^26, 0.50-0.85 of PyTorch's time, while at 2^22-2^24,
-#: where the host bounds the step, PyTorch's fewer Python calls win (1.4-2.4x)
+#: from this many float32 elements on a GPU the generated Triton kernel serves these losses
+#: too: its step moves 12 bytes an element where PyTorch's backward reads prediction and
+#: target again (20); measured on an H200 at 2^26, 0.50-0.85 of PyTorch's time, while at
+#: 2^22-2^24, where the host bounds the step, PyTorch's fewer Python calls win (1.4-2.4x).
+#: float64 was not measured, so it keeps PyTorch's kernel.
 GENERATED_ON_GPU_FROM = 1 << 26
 
 
@@ -112,6 +113,7 @@ def _generated_is_faster(prediction: torch.Tensor, red: int) -> bool:
     return (
         red != 0
         and prediction.numel() >= GENERATED_ON_GPU_FROM
+        and prediction.dtype == torch.float32
         and prediction.device.type in _kernels.TRITON_DEVICES
         and bool(_kernels._triton())
         and _kernels.enabled()
