@@ -304,3 +304,43 @@ def test_rule_based_aliases_exist() -> None:
     assert issubclass(MseLoss, rtm.RegressionLoss) and issubclass(MaeLoss, rtm.RegressionLoss)
     with pytest.raises(AttributeError):
         rtf.not_a_loss  # noqa: B018
+
+
+@pytest.mark.parametrize("name", regloss.available_losses())
+def test_no_warning_when_every_input_requires_grad(name: str) -> None:
+    """Learned targets, weights and variances are tensors that require grad: no call may
+    warn about them (PyTorch's float() of such a tensor does), on any option or path,
+    including the weight checks' error messages and the NLLs' variance check."""
+    import warnings
+
+    import regloss._reduce as reduce_module
+    from regloss.torch import nll
+
+    g = torch.Generator().manual_seed(11)
+
+    def leaf(*shape: int, low: float = 0.0) -> torch.Tensor:
+        return (torch.rand(*shape, generator=g) + low).requires_grad_()
+
+    x, t, w = leaf(64, 3), leaf(64, 3), leaf(64, 3, low=0.1)
+    kinds: list[dict[str, Any]] = [
+        {}, {"reduction": "sum"}, {"reduction": "none"}, {"weight": w}, {"mask": t > 0.5},
+        {"weight": w, "reduction": "sum"}, {"nan_policy": "omit"},
+    ]  # fmt: skip
+    always = torch.is_warn_always_enabled()
+    torch.set_warn_always(True)  # PyTorch warns once per process otherwise
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            for kw in kinds:
+                rtf.loss(name, x, t, **kw).sum().backward()
+            n = 4 * reduce_module.BLOCK + 1  # the CPU's blocked eager path
+            rtf.loss(name, leaf(n), torch.zeros(n)).backward()
+            with pytest.raises(ValueError, match="negative"):
+                rtf.loss(name, x, t, weight=(w - 2.0).detach().requires_grad_())
+            for fn in (nll.gaussian_nll_loss, nll.laplace_nll_loss):
+                fn(x, t, leaf(64, 3, low=0.1)).backward()
+                fn(x, t, leaf(64, 3, low=0.1), weight=w).backward()
+                with pytest.raises(ValueError, match="negative"):
+                    fn(x, t, (leaf(64, 3) - 2.0).detach().requires_grad_())
+    finally:
+        torch.set_warn_always(always)

@@ -232,12 +232,18 @@ def _check_weight(
     return weight
 
 
+def _float(v: Any) -> float:
+    """A 0-d array as a Python float, through ``item()``: PyTorch's ``float()`` of a tensor
+    that requires grad warns (a weight or a variance being learned is such a tensor)."""
+    return float(v.item()) if hasattr(v, "item") else float(v)
+
+
 def _extremes(xp: Any, x: Array) -> tuple[float, float]:
     """(min, max) of ``x`` as Python floats; NaN if ``x`` holds one."""
     if backend_name(x) == "torch":
         lo, hi = xp.stack(xp.aminmax(x)).tolist()
         return float(lo), float(hi)
-    return float(xp.min(x)), float(xp.max(x))
+    return _float(xp.min(x)), _float(xp.max(x))
 
 
 def _explain_bad_weights(xp: Any, weight: Array) -> None:
@@ -251,7 +257,7 @@ def _explain_bad_weights(xp: Any, weight: Array) -> None:
     negative = weight < 0
     n = int(xp.sum(negative))
     raise ValueError(
-        f"weight has {n} negative value(s) (smallest {float(xp.min(weight)):g}); "
+        f"weight has {n} negative value(s) (smallest {_float(xp.min(weight)):g}); "
         "weights must be finite and >= 0"
     )
 
@@ -353,7 +359,7 @@ def _has_negative(xp: Any, x: Array) -> bool:
     """Whether ``x`` holds a value below 0, from one reduction and one read (a comparison,
     any() and bool() cost three times that on small inputs); the minimum is NaN where x
     holds a NaN, which can hide a negative value: then the comparison decides."""
-    lo = float(xp.min(x))
+    lo = _float(xp.min(x))
     return lo < 0 or (lo != lo and bool(xp.any(x < 0)))
 
 
