@@ -22,6 +22,7 @@ __all__ = [
     "gpu_forward",
     "kernel_threads",
     "multiply_into",
+    "triton_serves",
 ]
 
 _REGISTERED: frozenset[type] | None = None
@@ -304,6 +305,23 @@ def _triton() -> Any:
     return _TRITON
 
 
+def triton_serves(x: Any) -> Any:
+    """The Triton kernel module where the generated GPU kernels may run on ``x`` (a plain
+    eager torch tensor on a Triton device, kernels on, Triton importable), else None: the
+    one test every GPU route (forward, backward scaling, PyTorch's own losses) asks."""
+    import torch
+
+    if (
+        type(x) is not torch.Tensor
+        or x.device.type not in TRITON_DEVICES
+        or not enabled()
+        or torch.compiler.is_compiling()
+        or torch._C._are_functorch_transforms_active()
+    ):
+        return None
+    return _triton() or None
+
+
 def gpu_forward(loss: Any, prep: Any, dtype: Any, need_psi: bool) -> tuple[Any, ...] | None:
     """``(total, psi_f, value_scale, grad_scale)`` from the generated Triton kernel for
     torch tensors on a GPU — every option (weight, mask, nan_policy, all reductions) in one
@@ -312,21 +330,16 @@ def gpu_forward(loss: Any, prep: Any, dtype: Any, need_psi: bool) -> tuple[Any, 
 
     p, t = prep.prediction, prep.target
     if (
-        type(p) is not torch.Tensor
-        or type(t) is not torch.Tensor
-        or p.device.type not in TRITON_DEVICES
+        type(t) is not torch.Tensor
         or type(loss) not in _registered()
         or loss.depends_on_position()
         or p.dtype != t.dtype
         or tuple(p.shape) != tuple(t.shape)
         or tuple(p.shape) != tuple(prep.shape)
-        or not enabled()
-        or torch.compiler.is_compiling()
-        or torch._C._are_functorch_transforms_active()
     ):
         return None
-    tk = _triton()
-    if not tk:
+    tk = triton_serves(p)
+    if tk is None:
         return None
     from .. import _reduce
 
@@ -363,19 +376,15 @@ def multiply_into(g: Any, s: Any) -> Any:
     import torch
 
     if (
-        type(g) is torch.Tensor
-        and type(s) is torch.Tensor
-        and g.device.type in TRITON_DEVICES
+        type(s) is torch.Tensor
         and s.device == g.device
         and s.dim() == 0
         and g.is_contiguous()
-        and enabled()
-        and not torch.compiler.is_compiling()
+        and (tk := triton_serves(g)) is not None
+        and g.numel() >= tk.SCALE_ON_DEVICE_FROM
     ):
-        tk = _triton()
-        if tk and g.numel() >= tk.SCALE_ON_DEVICE_FROM:
-            tk.scale_into(g, s)
-            return g
+        tk.scale_into(g, s)
+        return g
     return g.mul_(s)
 
 

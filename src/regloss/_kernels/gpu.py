@@ -92,16 +92,21 @@ class _Emitter(Emitter):
         return f"(({v} == {v}) & (tl.abs({v}) != INF))"
 
 
-_PROLOGUE = """    pid = tl.program_id(0)
+_OFFSETS = """    pid = tl.program_id(0)
     if I64:  # 64-bit offsets: pid * BLOCK passes 2^31 from 2^31 elements (8 GiB of float32)
         offs = pid.to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     else:  # fewer address instructions where 32 bits hold every offset
-        offs = pid * BLOCK + tl.arange(0, BLOCK)
+        offs = pid * BLOCK + tl.arange(0, BLOCK)"""
+
+_PROLOGUE = (
+    _OFFSETS
+    + """
     m = offs < n
     if F64:
         zero = tl.zeros([BLOCK], dtype=tl.float64)
     else:
         zero = tl.zeros([BLOCK], dtype=tl.float32)"""
+)
 
 
 def source(loss: Loss) -> str:
@@ -251,18 +256,14 @@ def _load(src: str) -> Any:
 #: program reads g and, where it is exactly 1 (``loss.backward()``), loads and stores
 #: nothing. A training step then moves 12 bytes per float32 element (prediction and target
 #: read, ψ·f·s written once as the gradient) instead of 20, with no host synchronisation.
-SCALE_SOURCE = '''"""regloss Triton kernel: the gradient buffer times the incoming gradient."""
+SCALE_SOURCE = f'''"""regloss Triton kernel: the gradient buffer times the incoming gradient."""
 import triton
 import triton.language as tl
 
 
 @triton.jit
 def rl_scale(g_ptr, s_ptr, n, I64: tl.constexpr, BLOCK: tl.constexpr):
-    pid = tl.program_id(0)
-    if I64:
-        offs = pid.to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
-    else:
-        offs = pid * BLOCK + tl.arange(0, BLOCK)
+{_OFFSETS}
     s = tl.load(s_ptr)
     m = offs < tl.where(s == 1, 0, n)  # every lane off where s is 1
     g = tl.load(g_ptr + offs, mask=m, other=0.0)
@@ -280,10 +281,8 @@ def scale_into(g: Any, s: Any) -> None:
     if mod is None:
         mod = _SCALE[key] = _load(SCALE_SOURCE)
     n = g.numel()
-    blocks = max(1, -(-n // BLOCK))
-    mod.rl_scale[(blocks,)](
-        g, s, n, I64=blocks * BLOCK > _I32_LIMIT, BLOCK=BLOCK, num_warps=NUM_WARPS
-    )
+    blocks, i64 = _grid(n)
+    mod.rl_scale[(blocks,)](g, s, n, I64=i64, BLOCK=BLOCK, num_warps=NUM_WARPS)
 
 
 #: one zeroed int32 counter per (device, stream) for the finishing-program reduction; each
@@ -292,6 +291,12 @@ _COUNTERS: dict[tuple[Any, int], Any] = {}
 
 #: offsets up to this need no 64-bit arithmetic (Triton's int32 indices)
 _I32_LIMIT = 2**31 - 1
+
+
+def _grid(n: int) -> tuple[int, bool]:
+    """Programs for ``n`` elements in blocks of BLOCK, and whether offsets need 64 bits."""
+    blocks = max(1, -(-n // BLOCK))
+    return blocks, blocks * BLOCK > _I32_LIMIT
 
 
 def _counter(device: Any) -> Any:
@@ -334,7 +339,7 @@ def forward(
     mod = module(loss)
     n = prediction.numel()
     f64 = prediction.dtype == torch.float64
-    blocks = max(1, -(-n // BLOCK))
+    blocks, i64 = _grid(n)
     acc = torch.float64 if f64 else torch.float32  # the compute dtype
     device = prediction.device
     part = torch.empty(blocks, dtype=torch.float64, device=device)
@@ -366,7 +371,7 @@ def forward(
         WANT_F=want_count,
         FINAL=final,
         F64=f64,
-        I64=blocks * BLOCK > _I32_LIMIT,
+        I64=i64,
         BLOCK=BLOCK,
         RBLOCK=RBLOCK,
         num_warps=NUM_WARPS,
@@ -386,13 +391,8 @@ def elementwise(loss: Loss, r: Any) -> tuple[Any, Any, Any]:
     mod = module(loss)
     n = r.numel()
     out = [torch.empty_like(r) for _ in range(3)]
-    blocks = max(1, -(-n // BLOCK))
+    blocks, i64 = _grid(n)
     mod.rl_elem[(blocks,)](
-        *[r, *out],
-        n,
-        F64=r.dtype == torch.float64,
-        I64=blocks * BLOCK > _I32_LIMIT,
-        BLOCK=BLOCK,
-        num_warps=NUM_WARPS,
+        *[r, *out], n, F64=r.dtype == torch.float64, I64=i64, BLOCK=BLOCK, num_warps=NUM_WARPS
     )
     return out[0], out[1], out[2]

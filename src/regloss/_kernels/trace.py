@@ -317,10 +317,10 @@ def hoist_selects(root: Sym) -> Sym:
                 and isinstance(b, Sym)
                 and a.op == b.op
                 and a.op in HOISTED
-                and len(a.args) == len(b.args)
+                and a is not b
+                # the rewritten operands are new nodes where a subgraph changed: used once
                 and uses.get(id(a), 1) == 1
                 and uses.get(id(b), 1) == 1
-                and a is not b
             ):
                 out = Sym(a.op, tuple(pick(c, u, v) for u, v in zip(a.args, b.args, strict=True)))
         done[key] = out

@@ -114,9 +114,7 @@ def _generated_is_faster(prediction: torch.Tensor, red: int) -> bool:
         red != 0
         and prediction.numel() >= GENERATED_ON_GPU_FROM
         and prediction.dtype == torch.float32
-        and prediction.device.type in _kernels.TRITON_DEVICES
-        and bool(_kernels._triton())
-        and _kernels.enabled()
+        and _kernels.triton_serves(prediction) is not None
     )
 
 
