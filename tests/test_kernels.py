@@ -342,6 +342,58 @@ def test_each_transcendental_call_is_made_once_per_vector_step(dtype: str) -> No
         assert max(per_isa.values(), default=0) <= in_source, (name, in_source, per_isa)
 
 
+_SCALAR_CALL = re.compile(r"call\s+(?:exp|expm1|log|log1p|sinh|tanh|pow)f?(?:@PLT)?\b")
+
+
+def _calls_per_parallel_loop(src: str) -> dict[str, tuple[int, int]]:
+    """{outlined OpenMP function: (scalar libm calls, libmvec calls)} in the assembly GCC
+    makes of ``src`` with the kernels' flags."""
+    cc = c._compiler()
+    assert cc is not None, "the generated kernels need a C compiler"
+    flags = [f for f in c.FLAGS if f not in ("-shared", "-fPIC")]
+    asm = subprocess.run(
+        [cc, *flags, "-S", "-o", "-", "-x", "c", "-"],
+        input=src,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    out: dict[str, tuple[int, int]] = {}
+    fn = ""
+    for line in asm.splitlines():
+        if (m := re.match(r"^([A-Za-z_][\w.]*):", line)) is not None:
+            fn = m.group(1)
+        if "._omp_fn." not in fn:
+            continue
+        scalar, vector = out.get(fn, (0, 0))
+        out[fn] = (scalar + bool(_SCALAR_CALL.search(line)), vector + ("call\t_ZGV" in line))
+    return out
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_loops_below_the_thread_threshold_are_vectorised_too(dtype: str) -> None:
+    """A kernel called on fewer than PARALLEL_FROM elements runs its loop on one thread, and
+    that loop is the vectorised one: the thread threshold's ``if`` clause names
+    ``parallel``. Unnamed, it also applied to ``simd``, and GCC added a scalar copy of every
+    loop for small inputs, calling scalar libm per element (Cauchy: 27 ns an element below
+    2^16, 3 ns above). So the assembly must make exactly the calls it makes with no
+    threshold at all, and the transcendental loops must call libmvec."""
+    from regloss.losses import get_nll_loss
+
+    sources = {name: c.source(get_loss(name), dtype) for name in regloss.available_losses()}
+    for name in regloss.available_nll_losses():
+        for log in (False, True):
+            sources[f"{name} log={log}"] = c.nll_source(c.NLLSpec(get_nll_loss(name), log), dtype)
+    threshold = re.compile(r" if\((?:parallel: )?n >= \d+\)")
+    vectorised = 0
+    for name, src in sources.items():
+        assert threshold.search(src), name
+        calls = _calls_per_parallel_loop(src)
+        assert calls == _calls_per_parallel_loop(threshold.sub("", src)), name
+        vectorised += all(vector > 0 for scalar, vector in calls.values() if scalar)
+    assert vectorised == len(sources)
+
+
 # --- negative log-likelihoods ---------------------------------------------------------------
 
 NLLS = [

@@ -76,14 +76,14 @@ MAX_PER_CLASS = 16
 PARALLEL_FROM = 1 << 16
 _PARALLEL = (
     "#pragma omp parallel for simd reduction(+:acc) num_threads(nt) "
-    f"if(n >= {PARALLEL_FROM}) schedule(static)"
+    f"if(parallel: n >= {PARALLEL_FROM}) schedule(static)"
 )
 
 
 #: the weighted kernels also find the weights' extremes (the caller checks their range)
 _PARALLEL_W = (
     "#pragma omp parallel for simd reduction(+:acc,ws) reduction(min:lo) reduction(max:hi) "
-    f"reduction(|:bad) num_threads(nt) if(n >= {PARALLEL_FROM}) schedule(static)"
+    f"reduction(|:bad) num_threads(nt) if(parallel: n >= {PARALLEL_FROM}) schedule(static)"
 )
 
 
