@@ -312,15 +312,21 @@ _CALL = re.compile(r"= (?:exp|expm1|log|log1p|sinh|tanh|pow)f?\(")
 _VECTOR_CALL = re.compile(r"call\s+(_ZGV[a-z]N\d+)v+_\w+")
 
 
+def _assembly(src: str) -> str:
+    """The assembly GCC makes of a generated source with the kernels' flags."""
+    cc = c._compiler()
+    assert cc is not None, "the generated kernels need a C compiler"
+    flags = [f for f in c.FLAGS if f not in ("-shared", "-fPIC")]
+    cmd = [cc, *flags, "-S", "-o", "-", "-x", "c", "-"]
+    return subprocess.run(cmd, input=src, capture_output=True, text=True, check=True).stdout
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_each_transcendental_call_is_made_once_per_vector_step(dtype: str) -> None:
     """The vectorised loop of rl_fwd calls libmvec no more often than the generated source
     calls a function. GCC's jump threading once copied a call lying between two selects on
     one condition into both paths, and the vectoriser then made both calls: Cauchy's one
     log1p ran twice, Barron's three calls five (c.FLAGS now turns that copying off)."""
-    cc = c._compiler()
-    assert cc is not None, "the generated kernels need a C compiler"
-    flags = [f for f in c.FLAGS if f not in ("-shared", "-fPIC")]
     for name in regloss.available_losses():
         loss = get_loss(name)
         if loss.depends_on_position():
@@ -328,14 +334,8 @@ def test_each_transcendental_call_is_made_once_per_vector_step(dtype: str) -> No
         src = c.source(loss, dtype)
         fwd = src[src.index("double rl_fwd") : src.index("double rl_val")]
         in_source = len(_CALL.findall(fwd))
-        run = subprocess.run(
-            [cc, *flags, "-S", "-o", "-", "-x", "c", "-"],
-            input=src,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        body = run.stdout.split("rl_fwd._omp_fn.0:", 1)[1].split(".size\trl_fwd._omp_fn.0", 1)[0]
+        asm = _assembly(src)
+        body = asm.split("rl_fwd._omp_fn.0:", 1)[1].split(".size\trl_fwd._omp_fn.0", 1)[0]
         per_isa: dict[str, int] = {}
         for isa in _VECTOR_CALL.findall(body):  # a main loop and a narrower epilogue
             per_isa[isa] = per_isa.get(isa, 0) + 1
@@ -347,17 +347,8 @@ _SCALAR_CALL = re.compile(r"call\s+(?:exp|expm1|log|log1p|sinh|tanh|pow)f?(?:@PL
 
 def _calls_per_parallel_loop(src: str) -> dict[str, tuple[int, int]]:
     """{outlined OpenMP function: (scalar libm calls, libmvec calls)} in the assembly GCC
-    makes of ``src`` with the kernels' flags."""
-    cc = c._compiler()
-    assert cc is not None, "the generated kernels need a C compiler"
-    flags = [f for f in c.FLAGS if f not in ("-shared", "-fPIC")]
-    asm = subprocess.run(
-        [cc, *flags, "-S", "-o", "-", "-x", "c", "-"],
-        input=src,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    makes of ``src``."""
+    asm = _assembly(src)
     out: dict[str, tuple[int, int]] = {}
     fn = ""
     for line in asm.splitlines():
