@@ -8,6 +8,7 @@ and built synchronously.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import subprocess
@@ -223,6 +224,103 @@ def test_weighted_kernels_equal_eager(
         rnp.loss(loss, pred, target, weight=bad)
 
 
+def _error_or_value(fn: Any) -> tuple[str, Any]:
+    try:
+        return "value", fn()
+    except (ValueError, TypeError) as e:
+        return type(e).__name__, str(e)
+
+
+_BAD_WEIGHTS = {
+    "nan": lambda w: np.where(np.arange(w.size) == 3, np.nan, w),
+    "inf": lambda w: np.where(np.arange(w.size) == 3, np.inf, w),
+    "negative": lambda w: np.where(np.arange(w.size) == 3, -0.5, w),
+    "zero": np.zeros_like,
+    "tiny": lambda w: w * 2.0**-60,
+}
+
+
+@pytest.mark.parametrize("n", [5, 70_001], ids=["short", "threads"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+def test_weights_checked_by_the_kernel_give_the_eager_results_and_errors(
+    monkeypatch: pytest.MonkeyPatch, dtype: Any, n: int
+) -> None:
+    """On the CPU, prepare leaves the weights' value check to the generated weighted kernel,
+    which finds their extremes in its own pass. For every loss and NLL, NumPy and PyTorch,
+    'mean', 'sum' and 'batchmean', and weights with a NaN, an inf, a negative value, all
+    zero or tiny (a mean the eager path rescales), the result or error (type and message)
+    is the one the eager path gives with the check made up front."""
+    from regloss.losses import get_nll_loss
+
+    rng = np.random.default_rng(5)
+    pred = (rng.standard_normal(n) * 3).astype(dtype)
+    target = rng.standard_normal(n).astype(dtype)
+    var = (rng.random(n) + 0.5).astype(dtype)
+    good = (rng.random(n) + 0.5).astype(dtype)
+    for name in regloss.available_losses():
+        assert c.kernel(get_loss(name), DTYPES[dtype], wait=True) is not None
+    for name in regloss.available_nll_losses():
+        c.kernel(c.NLLSpec(get_nll_loss(name), False), DTYPES[dtype], wait=True)
+    calls: dict[str, Any] = {}
+    for name in regloss.available_losses():
+        calls[f"numpy {name}"] = lambda w, red, nm=name: rnp.value_and_grad(
+            nm, pred, target, reduction=red, weight=w
+        )
+        calls[f"torch {name}"] = lambda w, red, nm=name: _torch_value_and_grad(
+            lambda x, wt: rtf.loss(nm, x, torch.from_numpy(target), reduction=red, weight=wt),
+            pred,
+            w,
+        )
+    for name in regloss.available_nll_losses():
+        calls[f"numpy {name}"] = lambda w, red, nm=name: rnp.nll_value_and_grads(
+            nm, pred, target, var, reduction=red, weight=w
+        )
+        fn = getattr(regloss.torch, f"{name}_loss")
+        calls[f"torch {name}"] = lambda w, red, f=fn: _torch_value_and_grad(
+            lambda x, wt: f(
+                x, torch.from_numpy(target), torch.from_numpy(var), reduction=red, weight=wt
+            ),
+            pred,
+            w,
+        )
+    errors = 0
+    for kind, make in _BAD_WEIGHTS.items():
+        w = make(good).astype(dtype)
+        for label, call in calls.items():
+            for red in ("mean", "sum", "batchmean"):
+                run = functools.partial(call, w, red)
+                got = _error_or_value(run)
+                want = _error_or_value(functools.partial(_checked_first, monkeypatch, run))
+                assert got[0] == want[0], (kind, label, red, got, want)
+                if got[0] != "value":
+                    errors += 1
+                    assert got[1] == want[1], (kind, label, red)
+                    continue
+                for a, b in zip(got[1], want[1]):
+                    np.testing.assert_allclose(
+                        np.asarray(a, dtype=np.float64),
+                        np.asarray(b, dtype=np.float64),
+                        rtol=2e-5 if dtype == np.float32 else 1e-11,
+                        atol=1e-30,
+                        err_msg=f"{kind} {label} {red}",
+                    )
+    assert errors == 3 * len(calls) * 3  # nan, inf and negative weights, every reduction
+
+
+def _checked_first(monkeypatch: pytest.MonkeyPatch, fn: Any) -> Any:
+    """``fn()`` eagerly, with the weights' values checked in prepare as before deferral."""
+    with monkeypatch.context() as m:
+        m.setattr("regloss._validate._deferrable", lambda *_: False)
+        return _eager(m, fn)
+
+
+def _torch_value_and_grad(f: Any, pred: Any, w: Any) -> tuple[Any, ...]:
+    x = torch.from_numpy(pred.copy()).requires_grad_()
+    value = f(x, torch.from_numpy(w))
+    (grad,) = torch.autograd.grad(value, x)
+    return value.detach().numpy(), grad.numpy()
+
+
 def _prep(x: Any, t: Any) -> Any:
     from regloss._validate import prepare
 
@@ -303,8 +401,8 @@ def test_generated_source_is_one_loop_from_the_definition() -> None:
     src = c.source(get_loss("cauchy", c=2.0), "float32")
     assert "log1pf" in src and "#pragma omp declare simd" in src
     assert "0x1.0000000000000p+1" in src  # c = 2 as the float32 constant
-    # fwd, val, their weighted forms, elem
-    assert src.count("for (int64_t i = 0; i < n; i++)") == 5
+    # fwd, val, their weighted forms, elem, and the weighted mean's scaling of psi
+    assert src.count("for (int64_t i = 0; i < n; i++)") == 6
     assert os.linesep not in src.replace("\n", "")
 
 

@@ -64,6 +64,47 @@ def _option(kind: str, shape: tuple[int, ...], device: str = "cpu", dtype: Any =
 # --- memory -------------------------------------------------------------------------------
 
 
+def _no_graph(*grads: torch.Tensor | None) -> None:
+    for g in grads:
+        assert g is not None
+        assert g.grad_fn is None and not g.requires_grad, "the gradient carries a graph"
+
+
+@pytest.mark.parametrize("kernels", ["eager", "generated"])
+@pytest.mark.parametrize("name", [*regloss.available_losses(), *regloss.available_nll_losses()])
+def test_gradients_carry_no_graph(monkeypatch: pytest.MonkeyPatch, name: str, kernels: str) -> None:
+    """Without create_graph a gradient is a plain tensor, on every option and reduction:
+    no grad_fn, not requiring grad. (A second mark_non_differentiable call replaced the
+    first, so wherever the reduction's scale was a tensor, e.g. a weighted or masked mean,
+    the gradient buffer handed on was a differentiable output: x.grad required grad and
+    held the loss's graph and saved inputs until the next zero_grad.)"""
+    from regloss._kernels import c
+    from regloss.losses import get_loss, get_nll_loss
+
+    monkeypatch.setenv("REGLOSS_KERNELS", "1" if kernels == "generated" else "0")
+    nll = name in regloss.available_nll_losses()
+    if kernels == "generated":
+        spec = c.NLLSpec(get_nll_loss(name), False) if nll else get_loss(name)
+        c.kernel(spec, "float32", wait=True)
+    fn = getattr(rt, f"{name}_loss") if nll else None
+    shape = (16, 3)
+    for kind in OPTION_IDS:
+        for reduction in ("mean", "sum", "batchmean"):
+            x = torch.randn(shape, requires_grad=True)
+            t = torch.randn(shape, requires_grad=True)
+            kw = {"reduction": reduction, **_option(kind, shape)}
+            if nll:
+                v = (torch.rand(shape) + 0.5).requires_grad_()
+                assert fn is not None
+                fn(x, t, v, **kw).backward()
+                _no_graph(x.grad, t.grad, v.grad)
+                _no_graph(*torch.autograd.grad(fn(x, t, v, **kw), (x, v)))
+            else:
+                rtf.loss(name, x, t, **kw).backward()
+                _no_graph(x.grad, t.grad)
+                _no_graph(*torch.autograd.grad(rtf.loss(name, x, t, **kw), (x, t)))
+
+
 @pytest.mark.parametrize("kind", OPTION_IDS)
 @pytest.mark.parametrize(("name", "p"), ALL)
 def test_kept_loss_does_not_keep_prediction_or_psi(name: str, p: dict, kind: str) -> None:

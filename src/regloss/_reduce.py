@@ -38,7 +38,7 @@ from ._kernels import (
 from ._namespace import astype, promoted_dtype
 from ._numerics import stop_gradient
 from ._typing import Array
-from ._validate import Prepared
+from ._validate import Prepared, check_weight_values
 from .losses import Loss
 from .losses._nll import NLLLoss, in_form
 
@@ -101,6 +101,8 @@ def residual(xp: Any, prep: Prepared, dtype: Any) -> Array:
 
 
 def _factor(xp: Any, prep: Prepared, dtype: Any) -> Array | None:
+    # the one eager entry of the weights: their check, where prepare left it to a kernel
+    check_weight_values(xp, prep)
     f = prep.weight
     if f is not None and prep.reduction in ("mean", "batchmean"):
         # A weighted mean does not change when the weights are rescaled; dividing by the
@@ -181,8 +183,8 @@ def forward(loss: Loss, xp: Any, prep: Prepared, *, need_psi: bool) -> Forward:
     if prep.weight is not None and prep.keep is None and prep.reduction != "none":
         scale_of = functools.partial(_weighted_scale, prep)
         hit = fused_weighted(loss, xp, prep, dtype, need_psi, scale_of)  # one generated pass
-        if hit is not None:
-            return Forward(hit[0], hit[1], 1.0, _weighted_scale(prep, hit[2]))
+        if hit is not None:  # the scale is in the total and in psi_f already
+            return Forward(hit[0], hit[1], 1.0, 1.0)
     r = residual(xp, prep, dtype)
     f = _factor(xp, prep, dtype)
     scale = _scale(xp, prep, f)
@@ -361,9 +363,11 @@ def nll_forward(
         if kernel is not None:
             return NLLForward(kernel[0], 1.0, kernel[1], kernel[2])
     elif prep.weight is not None and prep.keep is None and prep.reduction != "none":
-        hit = fused_nll_weighted(nll, log_input, xp, prep, s, compute_dtype(xp, prep), need_grad)
-        if hit is not None:
-            return NLLForward(hit[0], _weighted_scale(prep, hit[3]), hit[1], hit[2])
+        scale_of = functools.partial(_weighted_scale, prep)
+        dtype = compute_dtype(xp, prep)
+        hit = fused_nll_weighted(nll, log_input, xp, prep, s, dtype, need_grad, scale_of)
+        if hit is not None:  # scaled in the kernel
+            return NLLForward(hit[0], 1.0, hit[1], hit[2])
     r, v, f, scale = nll_parts(xp, nll, prep, s, log_input=log_input, differentiable=False)
     fns = in_form(nll, log_input)
     value = fns.value(r, v)

@@ -49,6 +49,10 @@ class Prepared(NamedTuple):
     reduction: str
     #: True when the inputs are float16/bfloat16 and are computed in float32.
     upcast: bool
+    #: False while the weights' values (finite, >= 0, within the compute dtype) are not yet
+    #: checked: CPU weights are checked by the generated weighted kernel in its own pass,
+    #: or by :func:`check_weight_values` before any other use (``_reduce._factor``).
+    weight_checked: bool = True
 
 
 def check_loss_param(
@@ -206,6 +210,8 @@ def _to_numpy(x: Array) -> Any:
 def _check_weight(
     xp: Any, weight: Array, shape: tuple[int, ...], compute: Any, reduction: str
 ) -> Array:
+    """The weights' dtype and shape (viewed to broadcast to ``shape``); their values are
+    :func:`_check_weight_values`'s."""
     if backend_name(weight) == "numpy" and not isinstance(weight, np.ndarray):
         weight = np.asarray(weight)
     dt = _dtype_name(weight)
@@ -213,23 +219,47 @@ def _check_weight(
         raise TypeError(
             f"weight has dtype {dt}; pass real-valued weights (for a boolean selection use mask=)"
         )
-    weight = _per_sample_view(xp, "weight", weight, shape)
-    if not _is_traced(weight):
-        # One pass (torch.aminmax) and one synchronisation on the happy path; NaN makes
-        # lo >= 0 false, so the detailed count runs only when something is wrong.
-        lo, hi = _extremes(xp, weight)
-        if not (lo >= 0.0 and math.isfinite(hi)):
-            _explain_bad_weights(xp, weight)
-        if reduction not in ("mean", "batchmean"):  # means rescale the weights first
-            limit = float(xp.finfo(compute).max)
-            if hi > limit:
-                name = str(compute).removeprefix("torch.")
-                raise ValueError(
-                    f"weight has values up to {hi:g}, beyond the largest {name} ({limit:g}), "
-                    f"the dtype this loss is computed in; rescale the weights or compute in "
-                    f"float64"
-                )
-    return weight
+    return _per_sample_view(xp, "weight", weight, shape)
+
+
+def _check_weight_values(xp: Any, weight: Array, compute: Any, reduction: str) -> None:
+    if _is_traced(weight):
+        return
+    # One pass (torch.aminmax) and one synchronisation on the happy path; NaN makes
+    # lo >= 0 false, so the detailed count runs only when something is wrong.
+    lo, hi = _extremes(xp, weight)
+    if not (lo >= 0.0 and math.isfinite(hi)):
+        _explain_bad_weights(xp, weight)
+    if reduction not in ("mean", "batchmean"):  # means rescale the weights first
+        limit = float(xp.finfo(compute).max)
+        if hi > limit:
+            name = str(compute).removeprefix("torch.")
+            raise ValueError(
+                f"weight has values up to {hi:g}, beyond the largest {name} ({limit:g}), "
+                f"the dtype this loss is computed in; rescale the weights or compute in "
+                f"float64"
+            )
+
+
+def check_weight_values(xp: Any, prep: Prepared) -> None:
+    """Check weights whose check :func:`prepare` deferred (``prep.weight_checked`` False):
+    finite, >= 0 and, for sums, within the compute dtype; raise the detailed error."""
+    if prep.weight is not None and not prep.weight_checked:
+        compute = xp.float32 if prep.upcast else promoted_dtype(xp, prep.prediction, prep.target)
+        _check_weight_values(xp, prep.weight, compute, prep.reduction)
+
+
+def _deferrable(xp: Any, weight: Array, keep: Array | None, reduction: str) -> bool:
+    """Whether the weights' value check may wait for the generated weighted kernel, which
+    finds the weights' extremes in its own pass: a reduction to one number without a
+    mask, and weights on the CPU (a NumPy array or a plain CPU tensor; the GPU kernels
+    and traced inputs take the check as before)."""
+    if keep is not None or reduction == "none":
+        return False
+    name = backend_name(weight)
+    if name == "numpy":
+        return True
+    return name == "torch" and weight.device.type == "cpu" and not _is_traced(weight)
 
 
 def _float(v: Any) -> float:
@@ -349,10 +379,14 @@ def prepare(
         _raise_on_nan(xp, "target", target, keep, shape)
         _raise_on_nan(xp, "prediction", prediction, keep, shape)
     w = None
+    checked = True
     if weight is not None:
         compute = xp.float32 if upcast else promoted_dtype(xp, prediction, target)
         w = _check_weight(xp, weight, shape, compute, reduction)
-    return Prepared(prediction, target, shape, w, keep, reduction, upcast)
+        checked = not _deferrable(xp, w, keep, reduction)
+        if checked:
+            _check_weight_values(xp, w, compute, reduction)
+    return Prepared(prediction, target, shape, w, keep, reduction, upcast, checked)
 
 
 def _has_negative(xp: Any, x: Array) -> bool:

@@ -10,6 +10,7 @@ caller computes eagerly: same definition, same results within rounding.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 __all__ = [
@@ -153,9 +154,9 @@ def _weighted_result(
     xp: Any, prep: Any, got: Any, dtype: Any, scale: Any = None
 ) -> tuple[Any, float] | None:
     """``(Σ f·value as a 0-d array, Σ f)``, or None where the weights need the eager path
-    (NaN or negative: its detailed error; a mean of weights outside WEIGHT_RANGE: rescaled
+    (NaN, infinite or negative: its detailed error; a mean of weights outside WEIGHT_RANGE: rescaled
     first; all zero: the mean's 0 by definition)."""
-    if got.bad or not got.weight_sum > 0:
+    if got.bad or not got.weight_sum > 0 or not math.isfinite(got.hi):
         return None
     if prep.reduction != "sum" and not WEIGHT_RANGE[0] <= got.hi <= WEIGHT_RANGE[1]:
         return None
@@ -163,12 +164,19 @@ def _weighted_result(
     return _total(xp, got.total * factor, dtype), got.weight_sum
 
 
+def _mean_numerator(prep: Any, scale: Any) -> float:
+    """What the weighted kernels divide by Σw to scale the gradient: the reduction's
+    numerator (``scale(1.0)``) for the means, 0 (no scaling) for 'sum'."""
+    return 0.0 if prep.reduction == "sum" else float(scale(1.0))
+
+
 def fused_weighted(
     loss: Any, xp: Any, prep: Any, dtype: Any, need_psi: bool, scale: Any
 ) -> tuple[Any, Any, float] | None:
-    """``(scale(Σ w)·Σ w·ρ, w·ψ or None, Σ w)`` from the generated weighted kernel in one
-    pass (``scale`` gives the reduction's scale from the weights' sum, applied to the total
-    in double), or None (then the eager path runs)."""
+    """``(scale(Σ w)·Σ w·ρ, scale(Σ w)·w·ψ or None, Σ w)`` from the generated weighted
+    kernel in one pass (``scale`` gives the reduction's scale from the weights' sum,
+    applied to the total in double and to the gradient in the kernel), or None (then the
+    eager path runs)."""
     from . import c
 
     ptr = _weighted_ok(xp, prep, dtype)
@@ -178,7 +186,10 @@ def fused_weighted(
     p, t, w, n = prep.prediction, prep.target, prep.weight, _size(xp, prep.prediction)
     psi = xp.empty_like(p) if need_psi else None
     if psi is not None:
-        got = k.weighted("fwd_w", ptr(p), ptr(t), ptr(w), ptr(psi), n=n, threads=c.threads())
+        num = _mean_numerator(prep, scale)
+        got = k.weighted(
+            "fwd_w", ptr(p), ptr(t), ptr(w), ptr(psi), n=n, threads=c.threads(), num=num
+        )
     else:
         got = k.weighted("val_w", ptr(p), ptr(t), ptr(w), n=n, threads=c.threads())
     result = _weighted_result(xp, prep, got, dtype, scale)
@@ -200,10 +211,17 @@ def _nll_kernel(nll: Any, log_input: bool, xp: Any, dtype: Any, ptr: Any) -> Any
 
 
 def fused_nll_weighted(
-    nll: Any, log_input: bool, xp: Any, prep: Any, s: Any, dtype: Any, need_grad: bool
-) -> tuple[Any, Any, Any, float] | None:
-    """``(Σ w·value, w·d/dr, w·d/ds, Σ w)`` of an NLL loss from its weighted kernel, or
-    None."""
+    nll: Any,
+    log_input: bool,
+    xp: Any,
+    prep: Any,
+    s: Any,
+    dtype: Any,
+    need_grad: bool,
+    scale: Any,
+) -> tuple[Any, Any, Any] | None:
+    """``scale(Σ w)·(Σ w·value, w·d/dr, w·d/ds)`` of an NLL loss from its weighted kernel
+    (the total scaled in double, the gradients in the kernel), or None."""
     from . import c
 
     if s.dtype != dtype or tuple(s.shape) != tuple(prep.prediction.shape):
@@ -216,12 +234,13 @@ def fused_nll_weighted(
     if need_grad:
         d_r, d_s = xp.empty_like(p), xp.empty_like(p)
         pointers = (ptr(p), ptr(t), ptr(s), ptr(w), ptr(d_r), ptr(d_s))
-        got = k.weighted("nll_fwd_w", *pointers, n=n, threads=c.threads())
+        num = _mean_numerator(prep, scale)
+        got = k.weighted("nll_fwd_w", *pointers, n=n, threads=c.threads(), num=num)
     else:
         d_r = d_s = None
         got = k.weighted("nll_val_w", ptr(p), ptr(t), ptr(s), ptr(w), n=n, threads=c.threads())
-    result = _weighted_result(xp, prep, got, dtype)
-    return None if result is None else (result[0], d_r, d_s, result[1])
+    result = _weighted_result(xp, prep, got, dtype, scale)
+    return None if result is None else (result[0], d_r, d_s)
 
 
 def fused_nll(

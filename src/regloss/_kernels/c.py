@@ -74,17 +74,20 @@ LIBS = ("-lmvec", "-lm")
 MAX_PER_CLASS = 16
 #: below this many elements a thread team costs more than it saves
 PARALLEL_FROM = 1 << 16
-_PARALLEL = (
-    "#pragma omp parallel for simd reduction(+:acc) num_threads(nt) "
-    f"if(parallel: n >= {PARALLEL_FROM}) schedule(static)"
-)
 
 
+def _parallel(reductions: str = "") -> str:
+    """The loop pragma: vectorised always, threaded from PARALLEL_FROM elements (the ``if``
+    names ``parallel``: unnamed, it would also turn the vectorisation off below)."""
+    return (
+        f"#pragma omp parallel for simd {reductions}num_threads(nt) "
+        f"if(parallel: n >= {PARALLEL_FROM}) schedule(static)"
+    )
+
+
+_PARALLEL = _parallel("reduction(+:acc) ")
 #: the weighted kernels also find the weights' extremes (the caller checks their range)
-_PARALLEL_W = (
-    "#pragma omp parallel for simd reduction(+:acc,ws) reduction(min:lo) reduction(max:hi) "
-    f"reduction(|:bad) num_threads(nt) if(parallel: n >= {PARALLEL_FROM}) schedule(static)"
-)
+_PARALLEL_W = _parallel("reduction(+:acc,ws) reduction(min:lo) reduction(max:hi) reduction(|:bad) ")
 
 
 def _weighted_head(t: str) -> str:
@@ -107,6 +110,21 @@ _WEIGHTED_TAIL = """  out[0] = ws;
   out[2] = (double)hi;
   out[3] = (double)bad;
   return acc;"""
+
+
+def _normalise(t: str, *outputs: str) -> str:
+    """A weighted mean's scale ``num / Σw`` applied to the gradient outputs once the weights'
+    sum is known (num = 0: 'sum', nothing to do). Each element is multiplied in double and
+    rounded once; the outputs are still in cache for the sizes where a separate
+    multiplication's launch would cost most."""
+    scaled = "\n".join(f"      {o}[i] = ({t})((double){o}[i] * sc);" for o in outputs)
+    return f"""  if (num != 0.0 && ws > 0.0 && !bad) {{
+    const double sc = num / ws;
+    {_parallel()}
+    for (int64_t i = 0; i < n; i++) {{
+{scaled}
+    }}
+  }}"""
 
 
 class _Emitter(Emitter):
@@ -200,7 +218,7 @@ double rl_val(const {t}* restrict p, const {t}* restrict q, int64_t n, int nt) {
 }}
 
 double rl_fwd_w(const {t}* restrict p, const {t}* restrict q, const {t}* restrict w,
-                {t}* restrict g, int64_t n, int nt, double* restrict out) {{
+                {t}* restrict g, int64_t n, int nt, double* restrict out, double num) {{
 {_weighted_head(t)}
   {_PARALLEL_W}
   for (int64_t i = 0; i < n; i++) {{
@@ -210,6 +228,7 @@ double rl_fwd_w(const {t}* restrict p, const {t}* restrict q, const {t}* restric
       acc += (double)({f_rho} * f);
       g[i] = {f_psi} * f;
   }}
+{_normalise(t, "g")}
 {_WEIGHTED_TAIL}
 }}
 
@@ -289,7 +308,7 @@ double rl_nll_fwd(const {t}* restrict p, const {t}* restrict q, const {t}* restr
 
 double rl_nll_fwd_w(const {t}* restrict p, const {t}* restrict q, const {t}* restrict s,
                     const {t}* restrict w, {t}* restrict dr, {t}* restrict dv, int64_t n,
-                    int nt, double* restrict out) {{
+                    int nt, double* restrict out, double num) {{
 {_weighted_head(t)}
   {_PARALLEL_W}
   for (int64_t i = 0; i < n; i++) {{
@@ -300,6 +319,7 @@ double rl_nll_fwd_w(const {t}* restrict p, const {t}* restrict q, const {t}* res
       dr[i] = {f_dr} * f;
       dv[i] = {f_dv} * f;
   }}
+{_normalise(t, "dr", "dv")}
 {_WEIGHTED_TAIL}
 }}
 
@@ -358,11 +378,15 @@ class CKernel:
     def nll_val(self, p: int, t: int, s: int, n: int, threads: int) -> float:
         return float(self.lib.rl_nll_val(p, t, s, n, threads))
 
-    def weighted(self, fn: str, *pointers: int, n: int, threads: int) -> Weighted:
+    def weighted(
+        self, fn: str, *pointers: int, n: int, threads: int, num: float | None = None
+    ) -> Weighted:
         """A weighted kernel (``fwd_w``, ``val_w``, ``nll_fwd_w``, ``nll_val_w``): Σ f·value
-        and the weights' sum and extremes; outputs written times f."""
+        and the weights' sum and extremes; outputs written times f, and (the gradient
+        kernels, ``num`` given and not 0) times ``num / Σ f`` when the weights are valid."""
         out = (ctypes.c_double * 4)()
-        total = float(getattr(self.lib, f"rl_{fn}")(*pointers, n, threads, out))
+        more = () if num is None else (num,)
+        total = float(getattr(self.lib, f"rl_{fn}")(*pointers, n, threads, out, *more))
         return Weighted(total, out[0], out[1], out[2], bool(out[3]))
 
 
@@ -426,9 +450,9 @@ def _build(src: str, dtype: str) -> CKernel:
             "rl_elem": (None, [vp, vp, vp, vp, i64]),
             "rl_nll_fwd": (dbl, [vp, vp, vp, vp, vp, i64, t, ci]),
             "rl_nll_val": (dbl, [vp, vp, vp, i64, ci]),
-            "rl_fwd_w": (dbl, [vp, vp, vp, vp, i64, ci, vp]),
+            "rl_fwd_w": (dbl, [vp, vp, vp, vp, i64, ci, vp, dbl]),
             "rl_val_w": (dbl, [vp, vp, vp, i64, ci, vp]),
-            "rl_nll_fwd_w": (dbl, [vp, vp, vp, vp, vp, vp, i64, ci, vp]),
+            "rl_nll_fwd_w": (dbl, [vp, vp, vp, vp, vp, vp, i64, ci, vp, dbl]),
             "rl_nll_val_w": (dbl, [vp, vp, vp, vp, i64, ci, vp]),
         },
     )

@@ -42,16 +42,17 @@ class _Meta(NamedTuple):
     shape: tuple[int, ...]
     reduction: str
     upcast: bool
+    weight_checked: bool = True
 
 
 def _split(prep: Prepared) -> tuple[tuple[Any, ...], _Meta]:
     return (prep.prediction, prep.target, prep.weight, prep.keep), _Meta(
-        prep.shape, prep.reduction, prep.upcast
+        prep.shape, prep.reduction, prep.upcast, prep.weight_checked
     )
 
 
 def _join(p: Any, t: Any, w: Any, k: Any, meta: _Meta) -> Prepared:
-    return Prepared(p, t, meta.shape, w, k, meta.reduction, meta.upcast)
+    return Prepared(p, t, meta.shape, w, k, meta.reduction, meta.upcast, meta.weight_checked)
 
 
 # --- elementwise functions with analytic derivatives --------------------------------------
@@ -191,13 +192,14 @@ class _LossFunction(torch.autograd.Function):
     def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Any) -> None:
         prediction, target, weight, keep, loss, meta = inputs
         _, psi_f, grad_scale = output
-        ctx.mark_non_differentiable(psi_f)
+        scale_t = grad_scale if isinstance(grad_scale, torch.Tensor) else None
+        # One call: each call replaces the set. (Marked in two calls, psi_f became a
+        # differentiable output whenever the scale was a tensor, and the gradient handed on
+        # below carried this node: it required grad and kept the graph alive.)
+        ctx.mark_non_differentiable(*(t for t in (psi_f, scale_t) if t is not None))
         # No zero-filled gradients for the non-differentiable outputs: one would be a fresh
         # N-element fill per step (0.6 ms at 2^20 here, a third of a robust loss's step)
         ctx.set_materialize_grads(False)
-        scale_t = grad_scale if isinstance(grad_scale, torch.Tensor) else None
-        if scale_t is not None:
-            ctx.mark_non_differentiable(scale_t)
         ctx.grad_scale = None if scale_t is not None else grad_scale
         # psi_f is a fresh buffer nobody else sees: the first backward multiplies the
         # incoming gradient into it in place (or not at all when that is 1) and hands the
@@ -444,11 +446,10 @@ class _NLLFunction(torch.autograd.Function):
     def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Any) -> None:
         prediction, target, s, weight, keep, nll, meta, log_input = inputs
         _, d_r, d_v, value_scale = output
-        ctx.mark_non_differentiable(d_r, d_v)
-        ctx.set_materialize_grads(False)  # as _LossFunction: no zero fills for d_r, d_v
         scale_t = value_scale if isinstance(value_scale, torch.Tensor) else None
-        if scale_t is not None:
-            ctx.mark_non_differentiable(scale_t)
+        # one call, as _LossFunction: each call replaces the set
+        ctx.mark_non_differentiable(*(t for t in (d_r, d_v, scale_t) if t is not None))
+        ctx.set_materialize_grads(False)  # as _LossFunction: no zero fills for d_r, d_v
         ctx.value_scale = None if scale_t is not None else value_scale
         # As _LossFunction's psi: fresh gradient buffers the first backward writes into and
         # hands on (d_v only where it has the scale input's shape and dtype)
