@@ -25,6 +25,7 @@ from typing import Any
 import torch
 
 from .. import _kernels
+from .._kernels import c as _c
 from .._numerics import _DOT_BLOCKED_FROM
 from .._validate import _is_traced
 from ..losses import Loss
@@ -55,13 +56,11 @@ def _l1(loss: Loss, p: torch.Tensor, t: torch.Tensor, red: int) -> torch.Tensor 
 
 
 def _cpu_kernel_ready(loss: Loss, p: torch.Tensor) -> bool:
-    from .._kernels import c
-
+    # (c.kernel checks REGLOSS_KERNELS itself)
     return (
         type(p) is torch.Tensor
         and p.device.type == "cpu"
-        and c.enabled()
-        and c.kernel(loss, "float32" if p.dtype == torch.float32 else "float64") is not None
+        and _c.kernel(loss, "float32" if p.dtype == torch.float32 else "float64") is not None
     )
 
 
