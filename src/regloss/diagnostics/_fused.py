@@ -3,7 +3,9 @@
 The NumPy accumulation makes about 60 passes over each chunk (ten sums, three sketches
 split by sign, the top-k contributions): 130 ns a row here, five times pyarrow's own read.
 This C code does the same work in two passes — the key ranges the dense sketches must cover,
-then every sum and bin in one loop — built and cached like the loss kernels
+then every sum and bin in one loop, which finds a block's bins first and prefetches them a
+few rows ahead (the bins span megabytes: 41-44 ns a row without, 22-31 with) — built and
+cached like the loss kernels
 (``regloss._kernels.c.library``: in the background on first use, the NumPy path meanwhile;
 none without a compiler or with ``REGLOSS_KERNELS=0``).
 
@@ -40,6 +42,7 @@ SOURCE = r"""
 #define KEY_OFFSET ((int64_t)@KEY_OFFSET@)
 #define TINY 2.2250738585072014e-308
 #define BLOCK 256
+#define PREFETCH 12
 
 static inline int64_t key_of(double a) {  /* a = |x| > 0: _sketch._magnitudes */
   if (a >= TINY || a != a) {
@@ -116,10 +119,43 @@ int64_t rl_diag_acc(const double* r, const double* t, const double* w, int64_t n
   const int64_t rorg[2] = {pos0, neg0};
   double* const cbins[2] = {cpos, cneg};
   const int64_t corg[2] = {cpos0, cneg0};
+  /* The bins span a few MB (2^BITS keys an octave, 32 bytes a bin, five arrays), so a
+     row's three bins are mostly cache misses: each block first finds its rows' bins, then
+     adds to them with the bins of the row PREFETCH ahead already requested. */
+  double* rb[BLOCK];
+  double* ab[BLOCK];
+  double* cb[BLOCK];
   for (int64_t start = 0; start < n; start += BLOCK) {
     const int64_t stop = start + BLOCK < n ? start + BLOCK : n;
+    const int64_t m = stop - start;
     double s[10] = {0};
-    for (int64_t i = start; i < stop; i++) {
+    for (int64_t j = 0; j < m; j++) {
+      const double x = r[start + j];
+      const double a = fabs(x);
+      if (x > 0 || x < 0) {
+        const int64_t k = key_of(a);
+        const int sg = x < 0;
+        rb[j] = rbins[sg] + 4 * (k - rorg[sg]);
+        ab[j] = apos + 4 * (k - apos0);
+      } else {
+        rb[j] = zero;
+        ab[j] = azero;
+      }
+      const double c = x - shift;
+      if (c > 0 || c < 0) {
+        const int sg = c < 0;
+        cb[j] = cbins[sg] + 4 * (key_of(fabs(c)) - corg[sg]);
+      } else {
+        cb[j] = czero;
+      }
+    }
+    for (int64_t j = 0; j < m; j++) {
+      if (j + PREFETCH < m) {
+        __builtin_prefetch(rb[j + PREFETCH], 1);
+        __builtin_prefetch(ab[j + PREFETCH], 1);
+        __builtin_prefetch(cb[j + PREFETCH], 1);
+      }
+      const int64_t i = start + j;
       const double x = r[i];
       const double wi = w ? w[i] : 1.0;
       const double wr = wi * x;
@@ -134,24 +170,11 @@ int64_t rl_diag_acc(const double* r, const double* t, const double* w, int64_t n
       s[8] += wdy; s[9] += wdy * dy;
       const double a = fabs(x);
       if (a > best) { best = a; at = i; }
-      if (x > 0 || x < 0) {
-        const int64_t k = key_of(a);
-        const int sg = x < 0;
-        bin4(rbins[sg] + 4 * (k - rorg[sg]), 1.0, a);
-        bin4(apos + 4 * (k - apos0), wi, a);
-      } else {
-        bin4(zero, 1.0, a);
-        bin4(azero, wi, a);
-      }
+      bin4(rb[j], 1.0, a);
+      bin4(ab[j], wi, a);
       const double c = x - shift;
       const double ac = fabs(c);
-      if (c > 0 || c < 0) {
-        const int64_t k = key_of(ac);
-        const int sg = c < 0;
-        bin4(cbins[sg] + 4 * (k - corg[sg]), 1.0, ac);
-      } else {
-        bin4(czero, 1.0, c == c ? ac : c);
-      }
+      bin4(cb[j], 1.0, c == c ? ac : c);  /* NaN goes to the zero bin as NaN */
     }
     for (int j = 0; j < 10; j++) total[j] += s[j];
   }
