@@ -102,7 +102,7 @@ def residual(xp: Any, prep: Prepared, dtype: Any) -> Array:
 
 def _factor(xp: Any, prep: Prepared, dtype: Any) -> Array | None:
     # the one eager entry of the weights: their check, where prepare left it to a kernel
-    check_weight_values(xp, prep)
+    check_weight_values(xp, prep, dtype)
     f = prep.weight
     if f is not None and prep.reduction in ("mean", "batchmean"):
         # A weighted mean does not change when the weights are rescaled; dividing by the

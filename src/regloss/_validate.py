@@ -241,11 +241,11 @@ def _check_weight_values(xp: Any, weight: Array, compute: Any, reduction: str) -
             )
 
 
-def check_weight_values(xp: Any, prep: Prepared) -> None:
+def check_weight_values(xp: Any, prep: Prepared, compute: Any) -> None:
     """Check weights whose check :func:`prepare` deferred (``prep.weight_checked`` False):
-    finite, >= 0 and, for sums, within the compute dtype; raise the detailed error."""
+    finite, >= 0 and, for sums, within ``compute`` (the loss's compute dtype); raise the
+    detailed error."""
     if prep.weight is not None and not prep.weight_checked:
-        compute = xp.float32 if prep.upcast else promoted_dtype(xp, prep.prediction, prep.target)
         _check_weight_values(xp, prep.weight, compute, prep.reduction)
 
 
