@@ -5,7 +5,9 @@ says in one line which extra to install. Prints the matrix as Markdown.
     python scripts/check_wheel.py [--keep DIR] [--only EXTRA ...]
 
 Run by `make wheel-check` (and so by .ci/run). torch is constrained to the pinned version of
-requirements/test.txt, whose CPU wheel is on the CI machines.
+requirements/test.txt, whose CPU wheel is on the CI machines. Each environment is removed as
+soon as its checks have run (unless --keep), and pip keeps no cache: the CI disk holds one
+environment at a time (the torch ones are about 1 GB each), not seven.
 """
 
 from __future__ import annotations
@@ -103,6 +105,16 @@ def _importable(venv: Path) -> set[str]:
     return set(out.split())
 
 
+def _size(d: Path) -> int:
+    return sum(f.stat().st_size for f in d.rglob("*") if f.is_file() and not f.is_symlink())
+
+
+def _drop(venv: Path, keep: Path | None) -> None:
+    """Remove an environment once its checks have run, so that the disk holds one at a time."""
+    if keep is None:
+        shutil.rmtree(venv, ignore_errors=True)
+
+
 def _data(d: Path) -> None:
     import numpy as np
 
@@ -147,10 +159,15 @@ def main() -> int:
         spec = str(wheel) if extra == "bare" else f"{wheel}[{extra}]"
         env = {**os.environ, "PIP_CONSTRAINT": str(work / "constraints.txt")}
         code, _, err = _sh(
-            [str(venv / "bin/python"), "-m", "pip", "install", "-q", spec], work, env
+            [str(venv / "bin/python"), "-m", "pip", "install", "-q", "--no-cache-dir", spec],
+            work,
+            env,
         )
         if code:
-            failures.append(f"{extra}: pip install failed: {err.strip().splitlines()[-1]}")
+            free = shutil.disk_usage(work).free / 2**30
+            last = err.strip().splitlines()[-1]
+            failures.append(f"{extra}: pip install failed ({free:.1f} GiB free in {work}): {last}")
+            _drop(venv, args.keep)
             continue
         have = installed[extra] = _importable(venv)
         if not ENVS[extra] <= have:
@@ -179,7 +196,9 @@ def main() -> int:
             rows.append((extra, check.name, code, "ok" if good else "FAIL", shown.strip()))
             if not good:
                 failures.append(f"{extra} / {check.name}: exit {code}: {(out + err)[-600:]}")
-        print(f"{extra}: {time.perf_counter() - start:.0f} s", file=sys.stderr)
+        size = _size(venv) / 2**20
+        _drop(venv, args.keep)
+        print(f"{extra}: {time.perf_counter() - start:.0f} s, {size:.0f} MiB", file=sys.stderr)
     print("| install | optional packages present | check | exit | verdict | what it printed |")
     print("|---|---|---|---|---|---|")
     for extra, name, code, verdict, shown in rows:
