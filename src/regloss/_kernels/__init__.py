@@ -22,6 +22,7 @@ __all__ = [
     "fused_weighted",
     "gpu_forward",
     "kernel_threads",
+    "loss_kernel",
     "multiply_into",
     "triton_serves",
 ]
@@ -87,15 +88,20 @@ def _total(xp: Any, total: float, dtype: Any) -> Any:
     return xp.asarray(total, dtype=dtype)
 
 
-def _loss_kernel(loss: Any, xp: Any, dtype: Any, ptr: Any) -> Any:
-    """The built kernel of a registered loss with nonlinear psi and no per-element
-    parameters, for arrays that have pointers (``ptr``), or None."""
+def loss_kernel(loss: Any, dt: str) -> Any:
+    """The built kernel (``c.CKernel``) of a registered loss with nonlinear psi and no
+    per-element parameters in dtype ``dt`` ('float32'/'float64'), or None."""
     from . import c
 
     if type(loss) not in _registered() or loss.psi_slope is not None or loss.depends_on_position():
         return None
+    return c.kernel(loss, dt)
+
+
+def _loss_kernel(loss: Any, xp: Any, dtype: Any, ptr: Any) -> Any:
+    """:func:`loss_kernel` for arrays that have pointers (``ptr``), or None."""
     dt = _dtype_name(xp, dtype)
-    return None if ptr is None or dt is None else c.kernel(loss, dt)
+    return None if ptr is None or dt is None else loss_kernel(loss, dt)
 
 
 def fused(

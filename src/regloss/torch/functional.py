@@ -36,6 +36,7 @@ from .._validate import check_tensor, prepare
 from ..losses import Loss, resolve
 from ..losses._base import _REGISTRY
 from ._autograd import apply_loss
+from ._lean import kernel_call
 from ._native import native_call, native_weighted_call
 
 __all__ = ["loss", *torch_names()]
@@ -76,6 +77,8 @@ def _evaluate(
             out = native_call(spec, input, target, reduction)
         else:
             out = native_weighted_call(spec, input, target, weight, reduction)
+        if out is None:
+            out = kernel_call(spec, input, target, weight, reduction)
         if out is not None:
             return out
     check_tensor("input", input)
