@@ -16,7 +16,7 @@ import torch
 import regloss
 from regloss._kernels import c, loss_kernel
 from regloss.losses import get_loss
-from regloss.torch import _lean, _native
+from regloss.torch import _lean
 from regloss.torch import functional as rtf
 
 LEAN = "_KernelFunctionBackward"
@@ -31,7 +31,7 @@ def _kernels_built(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("REGLOSS_KERNELS", "1")
     # PyTorch's own kernels out of the way: every call the door serves takes it
     monkeypatch.setattr(rtf, "native_call", lambda *a: None)
-    monkeypatch.setattr(_native, "WEIGHTED_KERNEL_FROM", 0)
+    monkeypatch.setattr(rtf, "native_weighted_call", lambda *a: None)
     for name in SERVED:
         for dt in DTYPES.values():
             assert c.kernel(get_loss(name), dt, wait=True) is not None, name

@@ -88,14 +88,18 @@ def _total(xp: Any, total: float, dtype: Any) -> Any:
     return xp.asarray(total, dtype=dtype)
 
 
+_C: Any = None  # the c module, imported on first use (it imports the losses)
+
+
 def loss_kernel(loss: Any, dt: str) -> Any:
     """The built kernel (``c.CKernel``) of a registered loss with nonlinear psi and no
     per-element parameters in dtype ``dt`` ('float32'/'float64'), or None."""
-    from . import c
-
+    global _C
     if type(loss) not in _registered() or loss.psi_slope is not None or loss.depends_on_position():
         return None
-    return c.kernel(loss, dt)
+    if _C is None:
+        from . import c as _C
+    return _C.kernel(loss, dt)
 
 
 def _loss_kernel(loss: Any, xp: Any, dtype: Any, ptr: Any) -> Any:

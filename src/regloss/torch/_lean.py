@@ -30,7 +30,7 @@ from .. import _kernels
 from .._kernels import WEIGHT_RANGE
 from .._kernels import c as _c
 from ..losses import Loss
-from ._autograd import _LossFunction, _Meta, _params_need_grad
+from ._autograd import _is_one, _LossFunction, _Meta, _params_need_grad
 
 __all__ = ["kernel_call"]
 
@@ -51,8 +51,7 @@ def kernel_call(
         or (dt := _DTYPES.get(dtype := prediction.dtype)) is None
         or target.dtype != dtype
         or (shape := prediction.shape) != target.shape
-        or prediction.device.type != "cpu"
-        or target.device.type != "cpu"
+        or not (prediction.is_cpu and target.is_cpu)  # (.device.type: 0.4 us more each)
         or not (prediction.is_contiguous() and target.is_contiguous())
         or (n := prediction.numel()) == 0
         or (
@@ -61,7 +60,7 @@ def kernel_call(
                 type(weight) is not torch.Tensor
                 or weight.dtype != dtype
                 or weight.shape != shape
-                or weight.device.type != "cpu"
+                or not weight.is_cpu
                 or not weight.is_contiguous()
                 or weight.requires_grad
             )
@@ -104,13 +103,15 @@ def kernel_call(
             value = total
     if psi is None:
         return torch.scalar_tensor(value, dtype=dtype)
-    meta = _Meta(tuple(shape), reduction, False, True)
-    return _apply(prediction, target, weight, None, loss, meta, value, [psi])  # type: ignore[no-any-return]
+    rest = (loss, _Meta(shape, reduction, False, True), value, psi)
+    return _apply(prediction, target, weight, rest)  # type: ignore[no-any-return]
 
 
 class _KernelFunction(torch.autograd.Function):
     """The value and gradient buffer computed by :func:`kernel_call`, attached to the graph
-    with the general path's backward (the buffer is owned: handed on as the gradient)."""
+    with the general path's backward: the buffer is owned (handed on as the gradient), and
+    a second backward through a retained graph, or one with create_graph, is that
+    backward's own."""
 
     @staticmethod
     def forward(
@@ -118,20 +119,35 @@ class _KernelFunction(torch.autograd.Function):
         prediction: torch.Tensor,
         target: torch.Tensor,
         weight: torch.Tensor | None,
-        keep: None,
-        loss: Loss,
-        meta: _Meta,
-        value: float,
-        psi: list[torch.Tensor],
+        rest: tuple[Loss, _Meta, float, torch.Tensor],
     ) -> torch.Tensor:
-        ctx.save_for_backward(prediction, target, weight, None, None, None)
-        # (psi comes in a list: as a tensor argument it would be an input of the graph)
-        ctx.psi_owned, ctx.grad_scale, ctx.loss, ctx.meta = psi.pop(), 1.0, loss, meta
+        # (the buffer travels in a tuple: as a tensor argument it would be a graph input)
+        loss, meta, value, psi = rest
+        ctx.save_for_backward(prediction, target, weight)
+        ctx.psi_owned, ctx.loss, ctx.meta = psi, loss, meta
         return torch.scalar_tensor(value, dtype=prediction.dtype)
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        return (*_LossFunction.backward(ctx, grad), None, None)
+        prediction, target, weight = ctx.saved_tensors  # version-checked here
+        owned, ctx.psi_owned = ctx.psi_owned, None
+        if owned is None or torch.is_grad_enabled():
+            # create_graph, or the buffer went to an earlier backward: the general path's
+            g = _LossFunction.backward(_Saved(ctx, prediction, target, weight), grad)
+            return g[0], g[1], None, None
+        if not _is_one(grad):
+            _kernels.multiply_into(owned, grad)
+        needs = ctx.needs_input_grad
+        return (owned if needs[0] else None), (-owned if needs[1] else None), None, None
+
+
+class _Saved:
+    """What :meth:`_LossFunction.backward` reads from its ctx, for the door's node."""
+
+    def __init__(self, ctx: Any, *saved: torch.Tensor | None) -> None:
+        self.saved_tensors = (*saved, None, None, None)
+        self.psi_owned, self.grad_scale = None, 1.0
+        self.loss, self.meta, self.needs_input_grad = ctx.loss, ctx.meta, ctx.needs_input_grad
 
 
 # as _autograd's _fast_apply: the C++ apply, without Function.apply's per-call signature check

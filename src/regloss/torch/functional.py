@@ -73,12 +73,17 @@ def _evaluate(
     broadcast: bool,
 ) -> Tensor:
     if mask is None and nan_policy == "propagate":
+        # PyTorch's own kernel where it is the faster route, else regloss's generated one
+        # through the lean door (weighted: the door first, PyTorch's elementwise kernel
+        # for what it declines: a linear psi, or weights it sends to the general path)
         if weight is None:
             out = native_call(spec, input, target, reduction)
+            if out is None:
+                out = kernel_call(spec, input, target, None, reduction)
         else:
-            out = native_weighted_call(spec, input, target, weight, reduction)
-        if out is None:
             out = kernel_call(spec, input, target, weight, reduction)
+            if out is None:
+                out = native_weighted_call(spec, input, target, weight, reduction)
         if out is not None:
             return out
     check_tensor("input", input)
