@@ -15,9 +15,10 @@ import torch
 
 import regloss
 from regloss._kernels import c, loss_kernel
-from regloss.losses import get_loss
+from regloss.losses import get_loss, get_nll_loss
 from regloss.torch import _lean
 from regloss.torch import functional as rtf
+from regloss.torch import nll as rnll
 
 LEAN = "_KernelFunctionBackward"
 GENERAL = "_LossFunctionBackward"
@@ -32,9 +33,13 @@ def _kernels_built(monkeypatch: pytest.MonkeyPatch) -> None:
     # PyTorch's own kernels out of the way: every call the door serves takes it
     monkeypatch.setattr(rtf, "native_call", lambda *a: None)
     monkeypatch.setattr(rtf, "native_weighted_call", lambda *a: None)
-    for name in SERVED:
-        for dt in DTYPES.values():
+    for dt in DTYPES.values():
+        for name in SERVED:
             assert c.kernel(get_loss(name), dt, wait=True) is not None, name
+        for name in regloss.available_nll_losses():
+            for log_input in (False, True):
+                spec = c.NLLSpec(get_nll_loss(name), log_input)
+                assert c.kernel(spec, dt, wait=True) is not None, name
 
 
 @pytest.fixture
@@ -44,6 +49,7 @@ def general(monkeypatch: pytest.MonkeyPatch) -> Callable[[Callable[[], Any]], An
     def run(fn: Callable[[], Any]) -> Any:
         with monkeypatch.context() as m:
             m.setattr(rtf, "kernel_call", lambda *a: None)
+            m.setattr(rnll, "nll_kernel_call", lambda *a: None)
             return fn()
 
     return run
@@ -260,3 +266,113 @@ def test_compiled_calls_trace_past_the_door_and_equal_it(weighted: bool) -> None
     assert node == LEAN
     torch.testing.assert_close(value.detach(), want[0], rtol=1e-14, atol=0)
     torch.testing.assert_close(xc.grad, want[1], rtol=1e-14, atol=1e-300)
+
+
+# --- the NLL door ---------------------------------------------------------------------------
+
+NLL_NODE = "_NLLKernelFunctionBackward"
+
+
+def _nll_step(
+    name: str, x: torch.Tensor, t: torch.Tensor, s: torch.Tensor, log_input: bool, **kw: Any
+) -> tuple[Any, ...]:
+    """(grad_fn name, value, d/dx, d/dt, d/ds) with all three inputs requiring grad."""
+    xr, tr, sr = (a.detach().requires_grad_() for a in (x, t, s))
+    flag = {("log_var" if name == "gaussian_nll" else "log_scale"): log_input}
+    value = getattr(regloss.torch, f"{name}_loss")(xr, tr, sr, **flag, **kw)
+    node = type(value.grad_fn).__name__
+    value.backward()
+    return node, value.detach(), xr.grad, tr.grad, sr.grad
+
+
+@pytest.mark.parametrize("n", [1, 37, c.PARALLEL_FROM + 3], ids=["one", "short", "threads"])
+@pytest.mark.parametrize("dtype", list(DTYPES), ids=list(DTYPES.values()))
+@pytest.mark.parametrize("name", regloss.available_nll_losses())
+def test_the_nll_door_equals_the_general_path_bit_for_bit(
+    general: Any, name: str, dtype: torch.dtype, n: int
+) -> None:
+    """Every NLL, the scale input or its logarithm, 'mean'/'sum', with and without
+    weights: value and the gradients of prediction, target and scale input."""
+    x, t, w = _inputs(n, dtype)
+    s = torch.rand(n, dtype=dtype, generator=torch.Generator().manual_seed(1)) + 0.1
+    for log_input, scale in ((False, s), (True, s.log())):
+        for reduction in ("mean", "sum"):
+            for weight in (None, w):
+                kw = {"reduction": reduction, "weight": weight}
+                node, *got = _nll_step(name, x, t, scale, log_input, **kw)
+                other, *want = general(
+                    lambda kw=kw, li=log_input, sc=scale: _nll_step(name, x, t, sc, li, **kw)
+                )
+                assert node == NLL_NODE and other != NLL_NODE, (node, other)
+                for a, b in zip(got, want):
+                    assert a.dtype == b.dtype == dtype
+                    torch.testing.assert_close(a, b, rtol=0, atol=0)
+            with torch.no_grad():
+                fn = getattr(regloss.torch, f"{name}_loss")
+                flag = {("log_var" if name == "gaussian_nll" else "log_scale"): log_input}
+                got_v = fn(x, t, scale, **flag, weight=w)
+                want_v = general(lambda g=fn, f=flag, sc=scale: g(x, t, sc, **f, weight=w))
+            assert got_v.grad_fn is None
+            torch.testing.assert_close(got_v, want_v, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("name", regloss.available_nll_losses())
+def test_the_nll_door_twice_backward_and_create_graph(general: Any, name: str) -> None:
+    x, t, w = _inputs(30, torch.float64)
+    s = torch.rand(30, dtype=torch.float64) + 0.2
+    fn = getattr(regloss.torch, f"{name}_loss")
+
+    def run() -> list[torch.Tensor]:
+        out = []
+        for weight in (None, w):
+            xr, sr = x.detach().requires_grad_(), s.detach().requires_grad_()
+            value = fn(xr, t, sr, weight=weight)
+            gx, gs = torch.autograd.grad(value, (xr, sr), create_graph=True)
+            out += [gx.detach(), gs.detach(), *torch.autograd.grad(gx.sum() + gs.sum(), (xr, sr))]
+            xr, sr = x.detach().requires_grad_(), s.detach().requires_grad_()
+            value = fn(xr, t, sr, weight=weight)
+            (2.5 * value).backward(retain_graph=True)
+            value.backward()
+            assert xr.grad is not None and sr.grad is not None
+            out += [xr.grad, sr.grad]
+        return out
+
+    for a, b in zip(run(), general(run)):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_nll_calls_the_door_does_not_serve_take_the_general_path(general: Any) -> None:
+    x, t, w = _inputs(12, torch.float32)
+    v = torch.rand(12) + 0.5
+    x.requires_grad_()
+    f = regloss.torch.gaussian_nll_loss
+
+    def node(*a: Any, **kw: Any) -> str:
+        return type(f(*a, **kw).grad_fn).__name__
+
+    assert node(x, t, v) == NLL_NODE
+    others = {
+        "beta": node(x, t, v, beta=0.5),
+        "python float variance": node(x, t, 0.7),
+        "one variance per row": node(x.view(3, 4), t.view(3, 4), v[:3]),
+        "mask": node(x, t, v, mask=t > 0),
+        "omit": node(x, t, v, nan_policy="omit"),
+        "none": node(x, t, v, reduction="none"),
+        "variance of another dtype": node(x, t, v.double()),
+        "strided variance": node(x, t, (torch.rand(24) + 0.5)[::2]),
+    }
+    assert NLL_NODE not in others.values(), others
+    negative = v.clone()
+    negative[4] = -1.0
+    with pytest.raises(ValueError, match="var has negative entry") as got:
+        f(x, t, negative)
+    with pytest.raises(ValueError, match="var has negative entry") as want:
+        general(lambda: f(x, t, negative))
+    assert str(got.value) == str(want.value)
+    bad = w.clone()
+    bad[2] = float("nan")
+    with pytest.raises(ValueError, match="weight") as got:
+        f(x, t, v, weight=bad)
+    with pytest.raises(ValueError, match="weight") as want:
+        general(lambda: f(x, t, v, weight=bad))
+    assert str(got.value) == str(want.value)

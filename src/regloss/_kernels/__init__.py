@@ -24,6 +24,7 @@ __all__ = [
     "kernel_threads",
     "loss_kernel",
     "multiply_into",
+    "nll_kernel",
     "triton_serves",
 ]
 
@@ -206,18 +207,23 @@ def fused_weighted(
     return None if result is None else (result[0], psi, result[1])
 
 
-def _nll_kernel(nll: Any, log_input: bool, xp: Any, dtype: Any, ptr: Any) -> Any:
-    """The built kernel of a registered NLL loss without beta-weights, for arrays that have
-    pointers (``ptr``), or None."""
+def nll_kernel(nll: Any, log_input: bool, dt: str) -> Any:
+    """The built kernel of a registered NLL loss without beta-weights in dtype ``dt``
+    ('float32'/'float64'), or None."""
+    global _C
     from ..losses._nll import _NLL_REGISTRY
-    from . import c
 
     if type(nll) not in _NLL_REGISTRY.values() or float(getattr(nll, "beta", 0.0)) != 0.0:
         return None
+    if _C is None:
+        from . import c as _C
+    return _C.kernel(_C.NLLSpec(nll, log_input), dt)
+
+
+def _nll_kernel(nll: Any, log_input: bool, xp: Any, dtype: Any, ptr: Any) -> Any:
+    """:func:`nll_kernel` for arrays that have pointers (``ptr``), or None."""
     dt = _dtype_name(xp, dtype)
-    if ptr is None or dt is None:
-        return None
-    return c.kernel(c.NLLSpec(nll, log_input), dt)  # type: ignore[arg-type]
+    return None if ptr is None or dt is None else nll_kernel(nll, log_input, dt)
 
 
 def fused_nll_weighted(

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import ctypes
 import math
+from types import SimpleNamespace
 from typing import Any
 
 import torch
@@ -29,12 +30,61 @@ import torch
 from .. import _kernels
 from .._kernels import WEIGHT_RANGE
 from .._kernels import c as _c
+from .._validate import _has_negative
 from ..losses import Loss
-from ._autograd import _is_one, _LossFunction, _Meta, _params_need_grad
+from ..losses._nll import NLLLoss
+from ._autograd import _is_one, _LossFunction, _Meta, _NLLFunction, _params_need_grad
 
-__all__ = ["kernel_call"]
+__all__ = ["kernel_call", "nll_kernel_call"]
 
 _DTYPES = {torch.float32: "float32", torch.float64: "float64"}
+
+
+def _plain(x: Any, dtype: torch.dtype, shape: torch.Size) -> bool:
+    return (
+        type(x) is torch.Tensor
+        and x.dtype == dtype
+        and x.shape == shape
+        and x.is_cpu  # (.device.type costs 0.4 us more)
+        and x.is_contiguous()
+    )
+
+
+def _eligible(prediction: Any, target: Any, weight: Any, reduction: str, *more: Any) -> bool:
+    """The metadata checks both doors share (``more``: an NLL's scale input)."""
+    if (
+        torch.compiler.is_compiling()  # first: Dynamo reads no further
+        or (reduction != "mean" and reduction != "sum")
+        or type(prediction) is not torch.Tensor
+        or prediction.dtype not in _DTYPES
+        or prediction.numel() == 0
+    ):
+        return False
+    dtype, shape = prediction.dtype, prediction.shape
+    return (
+        all(_plain(x, dtype, shape) for x in (prediction, target, *more))
+        and (weight is None or (_plain(weight, dtype, shape) and not weight.requires_grad))
+        and not torch._C._are_functorch_transforms_active()
+        and not torch._C._is_any_autocast_enabled()
+    )
+
+
+def _threads(n: int) -> int:
+    return _c.threads() if n >= _c.PARALLEL_FROM else 1  # (reading it costs ~3 us)
+
+
+def _weighted_value(total: float, out: Any, reduction: str) -> float | None:
+    """The reduced value from a weighted kernel's outputs, or None where the general path
+    must take the weights: NaN, negative or infinite (its error), all zero (the mean's 0),
+    a mean's largest outside ``WEIGHT_RANGE`` (rescaled first)."""
+    weight_sum, hi, bad = float(out[0]), float(out[2]), out[3]
+    if bad or not weight_sum > 0 or not math.isfinite(hi):
+        return None
+    if reduction == "sum":
+        return total
+    if not WEIGHT_RANGE[0] <= hi <= WEIGHT_RANGE[1]:
+        return None
+    return total * (1.0 / weight_sum)  # as the general path rounds it
 
 
 def kernel_call(
@@ -43,40 +93,17 @@ def kernel_call(
     """The loss from its generated kernel with metadata-only checks, or None (then the
     general path runs); the caller has checked that mask is None and nan_policy is
     'propagate'."""
-    if (
-        torch.compiler.is_compiling()  # first: Dynamo reads no further
-        or (reduction != "mean" and reduction != "sum")
-        or type(prediction) is not torch.Tensor
-        or type(target) is not torch.Tensor
-        or (dt := _DTYPES.get(dtype := prediction.dtype)) is None
-        or target.dtype != dtype
-        or (shape := prediction.shape) != target.shape
-        or not (prediction.is_cpu and target.is_cpu)  # (.device.type: 0.4 us more each)
-        or not (prediction.is_contiguous() and target.is_contiguous())
-        or (n := prediction.numel()) == 0
-        or (
-            weight is not None
-            and (
-                type(weight) is not torch.Tensor
-                or weight.dtype != dtype
-                or weight.shape != shape
-                or not weight.is_cpu
-                or not weight.is_contiguous()
-                or weight.requires_grad
-            )
-        )
-        or torch._C._are_functorch_transforms_active()
-        or torch._C._is_any_autocast_enabled()
-        or _params_need_grad(loss)
-    ):
+    if not _eligible(prediction, target, weight, reduction) or _params_need_grad(loss):
         return None
-    k = _kernels.loss_kernel(loss, dt)
+    dtype = prediction.dtype
+    k = _kernels.loss_kernel(loss, _DTYPES[dtype])
     if k is None:
         return None
+    n = prediction.numel()
     grad = torch.is_grad_enabled() and (prediction.requires_grad or target.requires_grad)
     psi = torch.empty_like(prediction) if grad else None
-    p, t = prediction.data_ptr(), target.data_ptr()
-    threads = _c.threads() if n >= _c.PARALLEL_FROM else 1  # (reading it costs ~3 us)
+    p, t, threads = prediction.data_ptr(), target.data_ptr(), _threads(n)
+    value: float | None
     if weight is None:
         scale = 1.0 / n if reduction == "mean" else 1.0
         if psi is None:
@@ -92,19 +119,64 @@ def kernel_call(
         else:
             num = 1.0 if reduction == "mean" else 0.0  # the kernel scales psi by num / Σw
             total = k.lib.rl_fwd_w(p, t, w, psi.data_ptr(), n, threads, out, num)
-        weight_sum, hi, bad = out[0], out[2], out[3]
-        if bad or not weight_sum > 0 or not math.isfinite(hi):
-            return None  # the general path's error (or the mean's 0 for zero weights)
-        if reduction == "mean":
-            if not WEIGHT_RANGE[0] <= hi <= WEIGHT_RANGE[1]:
-                return None  # the general path rescales the weights first
-            value = total * (1.0 / weight_sum)  # as the general path rounds it
-        else:
-            value = total
+        if (value := _weighted_value(total, out, reduction)) is None:
+            return None
     if psi is None:
         return torch.scalar_tensor(value, dtype=dtype)
-    rest = (loss, _Meta(shape, reduction, False, True), value, psi)
+    rest = (loss, _Meta(prediction.shape, reduction, False, True), value, psi)
     return _apply(prediction, target, weight, rest)  # type: ignore[no-any-return]
+
+
+def nll_kernel_call(
+    nll: NLLLoss,
+    prediction: Any,
+    target: Any,
+    scale: Any,
+    log_input: bool,
+    weight: Any,
+    reduction: str,
+) -> torch.Tensor | None:
+    """An NLL loss from its generated kernel (scale input of the prediction's shape and
+    dtype), as :func:`kernel_call`; the scale input's sign is checked in one reduction (a
+    negative entry: None, and the general path raises)."""
+    if not _eligible(prediction, target, weight, reduction, scale):
+        return None
+    dtype = prediction.dtype
+    k = _kernels.nll_kernel(nll, log_input, _DTYPES[dtype])
+    if k is None or (not log_input and _has_negative(torch, scale)):
+        return None
+    n = prediction.numel()
+    grad = torch.is_grad_enabled() and (
+        prediction.requires_grad or target.requires_grad or scale.requires_grad
+    )
+    p, t, s, threads = prediction.data_ptr(), target.data_ptr(), scale.data_ptr(), _threads(n)
+    d_r = d_s = None
+    value: float | None
+    if grad:
+        d_r, d_s = torch.empty_like(prediction), torch.empty_like(prediction)
+        pr, ps = d_r.data_ptr(), d_s.data_ptr()
+    if weight is None:
+        gscale = 1.0 / n if reduction == "mean" else 1.0
+        if d_r is None:
+            total = k.lib.rl_nll_val(p, t, s, n, threads)
+        else:
+            total = k.lib.rl_nll_fwd(p, t, s, pr, ps, n, gscale, threads)
+        value = total * gscale
+    else:
+        out = (ctypes.c_double * 4)()
+        w = weight.data_ptr()
+        if d_r is None:
+            total = k.lib.rl_nll_val_w(p, t, s, w, n, threads, out)
+        else:
+            num = 1.0 if reduction == "mean" else 0.0
+            total = k.lib.rl_nll_fwd_w(p, t, s, w, pr, ps, n, threads, out, num)
+        if (value := _weighted_value(total, out, reduction)) is None:
+            return None
+    if d_r is None:
+        return torch.scalar_tensor(value, dtype=dtype)
+    meta = _Meta(prediction.shape, reduction, False, True)
+    rest = (nll, meta, log_input, value, d_r, d_s)
+    return _apply_nll(prediction, target, scale, weight, rest)  # type: ignore[no-any-return]
 
 
 class _KernelFunction(torch.autograd.Function):
@@ -133,7 +205,9 @@ class _KernelFunction(torch.autograd.Function):
         owned, ctx.psi_owned = ctx.psi_owned, None
         if owned is None or torch.is_grad_enabled():
             # create_graph, or the buffer went to an earlier backward: the general path's
-            g = _LossFunction.backward(_Saved(ctx, prediction, target, weight), grad)
+            saved = (prediction, target, weight, None, None, None)
+            shim = _shim(ctx, saved, loss=ctx.loss, psi_owned=None, grad_scale=1.0)
+            g = _LossFunction.backward(shim, grad)
             return g[0], g[1], None, None
         if not _is_one(grad):
             _kernels.multiply_into(owned, grad)
@@ -141,14 +215,57 @@ class _KernelFunction(torch.autograd.Function):
         return (owned if needs[0] else None), (-owned if needs[1] else None), None, None
 
 
-class _Saved:
-    """What :meth:`_LossFunction.backward` reads from its ctx, for the door's node."""
+class _NLLKernelFunction(torch.autograd.Function):
+    """:class:`_KernelFunction` for :func:`nll_kernel_call`: the buffers d/dr and d/ds
+    handed on as the gradients of prediction (target: its negative) and scale input."""
 
-    def __init__(self, ctx: Any, *saved: torch.Tensor | None) -> None:
-        self.saved_tensors = (*saved, None, None, None)
-        self.psi_owned, self.grad_scale = None, 1.0
-        self.loss, self.meta, self.needs_input_grad = ctx.loss, ctx.meta, ctx.needs_input_grad
+    @staticmethod
+    def forward(
+        ctx: Any,
+        prediction: torch.Tensor,
+        target: torch.Tensor,
+        scale: torch.Tensor,
+        weight: torch.Tensor | None,
+        rest: tuple[NLLLoss, _Meta, bool, float, torch.Tensor, torch.Tensor],
+    ) -> torch.Tensor:
+        nll, meta, log_input, value, d_r, d_s = rest
+        ctx.save_for_backward(prediction, target, scale, weight)
+        ctx.owned, ctx.nll, ctx.meta, ctx.log_input = (d_r, d_s), nll, meta, log_input
+        return torch.scalar_tensor(value, dtype=prediction.dtype)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        prediction, target, scale, weight = ctx.saved_tensors  # version-checked here
+        (d_r, d_s), ctx.owned = ctx.owned, (None, None)
+        needs = ctx.needs_input_grad
+        if d_r is None or torch.is_grad_enabled():
+            saved = (prediction, target, scale, weight, None, None, None, None)
+            more = {"nll": ctx.nll, "log_input": ctx.log_input, "value_scale": 1.0}
+            shim = _shim(ctx, saved, owned=(None, None), **more)
+            g = _NLLFunction.backward(shim, grad)
+            return g[0], g[1], g[2], None, None
+        one = _is_one(grad)
+        if not one and (needs[0] or needs[1]):
+            _kernels.multiply_into(d_r, grad)
+        if not one and needs[2]:
+            _kernels.multiply_into(d_s, grad)
+        return (
+            d_r if needs[0] else None,
+            -d_r if needs[1] else None,
+            d_s if needs[2] else None,
+            None,
+            None,
+        )
+
+
+def _shim(ctx: Any, saved: tuple[torch.Tensor | None, ...], **more: Any) -> SimpleNamespace:
+    """The ctx the general path's backward reads, for a door's node: its saved tensors
+    already unpacked, no owned buffers (``more``: the rest)."""
+    return SimpleNamespace(
+        saved_tensors=saved, meta=ctx.meta, needs_input_grad=ctx.needs_input_grad, **more
+    )
 
 
 # as _autograd's _fast_apply: the C++ apply, without Function.apply's per-call signature check
 _apply: Any = super(torch.autograd.Function, _KernelFunction).apply
+_apply_nll: Any = super(torch.autograd.Function, _NLLKernelFunction).apply

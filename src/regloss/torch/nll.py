@@ -27,6 +27,7 @@ from .._validate import (
 )
 from ..losses._nll import GaussianNLL, LaplaceNLL, NLLLoss
 from ._autograd import apply_nll
+from ._lean import nll_kernel_call
 
 __all__ = ["GaussianNLLLoss", "LaplaceNLLLoss", "gaussian_nll_loss", "laplace_nll_loss"]
 
@@ -43,6 +44,11 @@ def _evaluate(
     nan_policy: str,
     broadcast: bool,
 ) -> torch.Tensor:
+    if mask is None and nan_policy == "propagate":
+        # the lean door: the generated kernel after metadata-only checks (torch/_lean.py)
+        out = nll_kernel_call(spec, input, target, scale, log_input, weight, reduction)
+        if out is not None:
+            return out
     check_tensor("input", input)
     check_tensor("target", target)
     prep = prepare(
