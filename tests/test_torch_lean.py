@@ -376,3 +376,29 @@ def test_nll_calls_the_door_does_not_serve_take_the_general_path(general: Any) -
     with pytest.raises(ValueError, match="weight") as want:
         general(lambda: f(x, t, v, weight=bad))
     assert str(got.value) == str(want.value)
+
+
+def test_weighted_routes_are_ordered_as_measured(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A weighted 'sum' below WEIGHTED_SUM_DOOR_FROM takes PyTorch's elementwise route
+    (its backward is C++), from there the door; a weighted 'mean' takes the door at every
+    size; MSE (linear psi, no kernel) takes PyTorch's route; both give the same values."""
+    from regloss.torch import _native
+
+    monkeypatch.setattr(rtf, "native_weighted_call", _native.native_weighted_call)
+    small, large = 37, rtf.WEIGHTED_SUM_DOOR_FROM
+    for n, reduction, name, door in (
+        (small, "sum", "huber", False),
+        (large, "sum", "huber", True),
+        (small, "mean", "huber", True),
+        (small, "mean", "mse", False),
+        (large, "sum", "mse", False),
+    ):
+        x, t, w = _inputs(n, torch.float64)
+        node, *got = _step(name, x, t, reduction=reduction, weight=w)
+        assert (node == LEAN) is door, (n, reduction, name, node)
+        with monkeypatch.context() as m:
+            m.setattr(rtf, "kernel_call", lambda *a: None)
+            m.setattr(rtf, "native_weighted_call", lambda *a: None)
+            _, *want = _step(name, x, t, reduction=reduction, weight=w)
+        for a, b in zip(got, want):
+            torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-300)

@@ -142,10 +142,10 @@ def native_weighted_call(
     ('sum') or ``sum(w * l) / sum(w)`` ('mean'), as regloss's
     general path defines them; None when not eligible (as :func:`native_call`, and the
     weight must be a tensor of the prediction's dtype and shape that needs no gradient).
-    The caller tries the lean door (``_lean.kernel_call``) first: regloss's generated
-    weighted kernel, one pass, measured 0.87-1.04x PyTorch's weighted losses' time at
-    N = 3-2^12 where this route took 0.99-1.10x, and 0.58-0.86x at 2^16; this route serves
-    what the door declines (linear psi: MSE; kernels not built yet or off; 'none').
+    The caller orders this route and the lean door (``_lean.kernel_call``: regloss's
+    generated weighted kernel, one pass) by measurement (``functional._native_first``);
+    each serves what the other declines (here: the door's linear psi, MSE; kernels not
+    built yet or off; 'none').
 
     The weights are checked as regloss always checks them (finite, >= 0) in one pass; any
     failure returns None and the general path raises its detailed error. Traced weights

@@ -74,12 +74,15 @@ def _evaluate(
 ) -> Tensor:
     if mask is None and nan_policy == "propagate":
         # PyTorch's own kernel where it is the faster route, else regloss's generated one
-        # through the lean door (weighted: the door first, PyTorch's elementwise kernel
-        # for what it declines: a linear psi, or weights it sends to the general path)
+        # through the lean door; each serves what the other declines
         if weight is None:
             out = native_call(spec, input, target, reduction)
             if out is None:
                 out = kernel_call(spec, input, target, None, reduction)
+        elif _native_first(input, reduction):
+            out = native_weighted_call(spec, input, target, weight, reduction)
+            if out is None:
+                out = kernel_call(spec, input, target, weight, reduction)
         else:
             out = kernel_call(spec, input, target, weight, reduction)
             if out is None:
@@ -101,6 +104,23 @@ def _evaluate(
         broadcast=broadcast,
     )
     return apply_loss(spec, prep)
+
+
+#: a weighted 'sum' below this many elements takes PyTorch's elementwise kernel and dot
+#: before the lean door: its backward runs in C++ where the door's runs a Python function,
+#: and PyTorch's weighted 'sum' composes fewer operations than its 'mean'. Measured, as a
+#: fraction of PyTorch's weighted losses' step: Huber float32 'sum' at N = 3-2^12, that
+#: route 1.01-1.09, the door 1.16-1.22; at 2^14 1.06 against 1.03, at 2^16 1.11 against
+#: 0.82. For 'mean' the door is first at every size (0.87-1.04 against 0.99-1.10 at 3-2^12).
+WEIGHTED_SUM_DOOR_FROM = 1 << 14
+
+
+def _native_first(input: Any, reduction: str) -> bool:
+    return (
+        reduction == "sum"
+        and isinstance(input, torch.Tensor)
+        and input.numel() < WEIGHTED_SUM_DOOR_FROM
+    )
 
 
 def _legacy_reduction(size_average: bool | None, reduce: bool | None, reduction: str) -> str:
