@@ -51,7 +51,7 @@ def _plain(x: Any, dtype: torch.dtype, shape: torch.Size) -> bool:
 
 
 def _eligible(prediction: Any, target: Any, weight: Any, reduction: str, *more: Any) -> bool:
-    """The metadata checks both doors share (``more``: an NLL's scale input)."""
+    """The metadata checks both doors share (``more``: an NLL's scale input, at most one)."""
     if (
         torch.compiler.is_compiling()  # first: Dynamo reads no further
         or (reduction != "mean" and reduction != "sum")
@@ -62,7 +62,10 @@ def _eligible(prediction: Any, target: Any, weight: Any, reduction: str, *more: 
         return False
     dtype, shape = prediction.dtype, prediction.shape
     return (
-        all(_plain(x, dtype, shape) for x in (prediction, target, *more))
+        prediction.is_cpu
+        and prediction.is_contiguous()
+        and _plain(target, dtype, shape)
+        and (not more or _plain(more[0], dtype, shape))
         and (weight is None or (_plain(weight, dtype, shape) and not weight.requires_grad))
         and not torch._C._are_functorch_transforms_active()
         and not torch._C._is_any_autocast_enabled()
