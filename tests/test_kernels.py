@@ -637,24 +637,34 @@ def test_a_forked_child_requests_pending_kernels_again(monkeypatch: pytest.Monke
     c._LOCK.release()
 
 
-def test_long_l1_takes_the_generated_kernel_and_equals_pytorch() -> None:
-    """From L1_KERNEL_FROM elements regloss's one-pass mae kernel replaces PyTorch's l1_loss
-    (a composite, 2-3x slower there); below it, and for reduction='none', PyTorch's."""
-    from regloss.torch._native import L1_KERNEL_FROM
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize(
+    ("name", "fn"), [("mae", "l1_loss"), ("huber", "huber_loss"), ("smooth_l1", "smooth_l1_loss")]
+)
+def test_long_inputs_take_the_generated_kernel_and_equal_pytorch(
+    name: str, fn: str, dtype: torch.dtype
+) -> None:
+    """From KERNEL_FROM elements regloss's one-pass kernel (the lean door) replaces
+    PyTorch's own loss, whose forward and backward read the inputs twice; below it, and
+    for reduction='none', PyTorch's. Values and gradients equal PyTorch's."""
+    from regloss.torch._native import KERNEL_FROM
 
-    c.kernel(get_loss("mae"), "float32", wait=True)
-    for n, ours in ((L1_KERNEL_FROM, True), (1024, False)):
-        x = torch.randn(n, requires_grad=True)
-        t = torch.randn(n)
-        value = rtf.l1_loss(x, t)
-        assert (type(value.grad_fn).__name__ == "_KernelFunctionBackward") is ours
-        (g,) = torch.autograd.grad(value, x)
-        xr = x.detach().requires_grad_()
-        ref = torch.nn.functional.l1_loss(xr, t)
-        (gr,) = torch.autograd.grad(ref, xr)
-        torch.testing.assert_close(value, ref, rtol=2e-6, atol=0)
-        torch.testing.assert_close(g, gr, rtol=0, atol=0)
-    node = type(rtf.l1_loss(x, t, reduction="none").grad_fn).__name__
+    loss = get_loss(name)
+    c.kernel(loss, str(dtype).removeprefix("torch."), wait=True)
+    for n, ours in ((KERNEL_FROM[type(loss)], True), (KERNEL_FROM[type(loss)] - 1, False)):
+        for reduction in ("mean", "sum"):
+            x = torch.randn(n, dtype=dtype, requires_grad=True)
+            t = torch.randn(n, dtype=dtype)
+            value = getattr(rtf, fn)(x, t, reduction=reduction)
+            assert (type(value.grad_fn).__name__ == "_KernelFunctionBackward") is ours
+            (g,) = torch.autograd.grad(value, x)
+            xr = x.detach().requires_grad_()
+            ref = getattr(torch.nn.functional, fn)(xr, t, reduction=reduction)
+            (gr,) = torch.autograd.grad(ref, xr)
+            rtol = 2e-6 if dtype == torch.float32 else 1e-13
+            torch.testing.assert_close(value, ref, rtol=rtol, atol=0)
+            torch.testing.assert_close(g, gr, rtol=rtol, atol=0)
+    node = type(getattr(rtf, fn)(x, t, reduction="none").grad_fn).__name__
     assert node not in ("_LossFunctionBackward", "_KernelFunctionBackward")
 
 
