@@ -56,8 +56,6 @@ KERNEL_FROM: dict[type[Loss], int] = {AbsoluteError: 1 << 12, Huber: 1 << 18, Sm
 _NEVER = 1 << 62
 
 
-
-
 def _l1(loss: Loss, p: torch.Tensor, t: torch.Tensor, red: int) -> torch.Tensor | None:
     return _nn.l1_loss(p, t, red)  # type: ignore[no-any-return]
 
