@@ -26,6 +26,7 @@ __all__ = [
     "multiply_into",
     "nll_kernel",
     "triton_serves",
+    "weights_taken",
 ]
 
 _REGISTERED: frozenset[type] | None = None
@@ -161,15 +162,23 @@ def _weighted_ok(xp: Any, prep: Any, dtype: Any, *more: Any) -> Any:
     return _pointer(xp, p, t, w, *more)
 
 
+def weights_taken(got: Any, reduction: str) -> bool:
+    """Whether a weighted kernel's result (``c.Weighted``) stands as it is: not where the
+    weights hold a NaN, an infinite or a negative value (the eager path's detailed error),
+    are all zero (the mean's 0 by definition) or, for a mean, have their largest outside
+    WEIGHT_RANGE (rescaled first)."""
+    if got.bad or not got.weight_sum > 0 or not math.isfinite(got.hi):
+        return False
+    return reduction == "sum" or WEIGHT_RANGE[0] <= got.hi <= WEIGHT_RANGE[1]
+
+
 def _weighted_result(
     xp: Any, prep: Any, got: Any, dtype: Any, scale: Any = None
 ) -> tuple[Any, float] | None:
     """``(Σ f·value as a 0-d array, Σ f)``, or None where the weights need the eager path
     (NaN, infinite or negative: its detailed error; a mean of weights outside WEIGHT_RANGE: rescaled
     first; all zero: the mean's 0 by definition)."""
-    if got.bad or not got.weight_sum > 0 or not math.isfinite(got.hi):
-        return None
-    if prep.reduction != "sum" and not WEIGHT_RANGE[0] <= got.hi <= WEIGHT_RANGE[1]:
+    if not weights_taken(got, prep.reduction):
         return None
     factor = 1.0 if scale is None else scale(got.weight_sum)
     return _total(xp, got.total * factor, dtype), got.weight_sum

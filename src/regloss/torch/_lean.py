@@ -4,31 +4,30 @@ The general path (``prepare`` → ``apply_loss`` → ``_reduce.forward`` → ``_
 costs some 50-100 µs of Python a call on this project's 2-core machine, which is the whole
 time of a step at N ≤ 2^12 and more than PyTorch's own weighted losses take there. For
 the calls the generated kernel serves exactly as they are, this module checks metadata
-only (O(1), no pass over the data), calls the kernel once and hands its gradient buffer to
-the general path's own backward (:meth:`regloss.torch._autograd._LossFunction.backward`),
-so double backward, retained graphs and version checks are the general path's.
+only (O(1), no pass over the data) and calls the kernel once. Its backward hands the
+gradient buffer on (times the incoming gradient where that is not 1); double backward and
+a second backward through a retained graph are the general path's own
+(:meth:`regloss.torch._autograd._LossFunction.backward`), and the inputs are saved, so
+version checks are as there.
 
 Eligible: a registered loss with a built CPU kernel (nonlinear ψ, no per-element
 parameters, none requiring grad); prediction, target and (optional) weight plain
 contiguous CPU tensors of one float32/float64 dtype and one non-empty shape, the weight
 needing no gradient; reduction 'mean' or 'sum'; no mask, ``nan_policy='propagate'``;
-eager (not compiling, no torch.func transform, no autocast). Weights the kernel finds
-NaN, negative or infinite, all zero, or (for a mean) with their largest outside
-``WEIGHT_RANGE``, send the call to the general path, which raises its detailed error or
-rescales. ``tests/test_torch_lean.py`` proves the door equal to the general path.
+eager (not compiling, no torch.func transform, no autocast, the CPU not served by the
+Triton kernels as in the tests). Weights the kernel does not take
+(``_kernels.weights_taken``) send the call to the general path, which raises its detailed
+error or rescales. ``tests/test_torch_lean.py`` proves the door equal to the general path.
 """
 
 from __future__ import annotations
 
-import ctypes
-import math
 from types import SimpleNamespace
 from typing import Any
 
 import torch
 
 from .. import _kernels
-from .._kernels import WEIGHT_RANGE
 from .._kernels import c as _c
 from .._validate import _has_negative
 from ..losses import Loss
@@ -78,18 +77,12 @@ def _threads(n: int) -> int:
     return _c.threads() if n >= _c.PARALLEL_FROM else 1  # (reading it costs ~3 us)
 
 
-def _weighted_value(total: float, out: Any, reduction: str) -> float | None:
-    """The reduced value from a weighted kernel's outputs, or None where the general path
-    must take the weights: NaN, negative or infinite (its error), all zero (the mean's 0),
-    a mean's largest outside ``WEIGHT_RANGE`` (rescaled first)."""
-    weight_sum, hi, bad = float(out[0]), float(out[2]), out[3]
-    if bad or not weight_sum > 0 or not math.isfinite(hi):
+def _weighted_value(got: Any, reduction: str) -> float | None:
+    """The reduced value from a weighted kernel's sums (``c.Weighted``), or None where the
+    general path must take the weights (``_kernels.weights_taken``)."""
+    if not _kernels.weights_taken(got, reduction):
         return None
-    if reduction == "sum":
-        return total
-    if not WEIGHT_RANGE[0] <= hi <= WEIGHT_RANGE[1]:
-        return None
-    return total * (1.0 / weight_sum)  # as the general path rounds it
+    return got.total if reduction == "sum" else got.total * (1.0 / got.weight_sum)  # type: ignore[no-any-return]
 
 
 def kernel_call(
@@ -112,19 +105,19 @@ def kernel_call(
     if weight is None:
         scale = 1.0 / n if reduction == "mean" else 1.0
         if psi is None:
-            total = k.lib.rl_val(p, t, n, threads)
+            total = k.val(p, t, n, threads)
         else:
-            total = k.lib.rl_fwd(p, t, psi.data_ptr(), n, scale, threads)
+            total = k.fwd(p, t, psi.data_ptr(), n, scale, threads)
         value = total * scale
     else:
-        out = (ctypes.c_double * 4)()
         w = weight.data_ptr()
         if psi is None:
-            total = k.lib.rl_val_w(p, t, w, n, threads, out)
+            got = k.weighted("val_w", p, t, w, n=n, threads=threads)
         else:
-            num = 1.0 if reduction == "mean" else 0.0  # the kernel scales psi by num / Σw
-            total = k.lib.rl_fwd_w(p, t, w, psi.data_ptr(), n, threads, out, num)
-        if (value := _weighted_value(total, out, reduction)) is None:
+            # the kernel scales psi by num / Σw (0: not at all, for 'sum')
+            num = 1.0 if reduction == "mean" else 0.0
+            got = k.weighted("fwd_w", p, t, w, psi.data_ptr(), n=n, threads=threads, num=num)
+        if (value := _weighted_value(got, reduction)) is None:
             return None
     if psi is None:
         return torch.scalar_tensor(value, dtype=dtype)
@@ -163,19 +156,18 @@ def nll_kernel_call(
     if weight is None:
         gscale = 1.0 / n if reduction == "mean" else 1.0
         if d_r is None:
-            total = k.lib.rl_nll_val(p, t, s, n, threads)
+            total = k.nll_val(p, t, s, n, threads)
         else:
-            total = k.lib.rl_nll_fwd(p, t, s, pr, ps, n, gscale, threads)
+            total = k.nll_fwd(p, t, s, pr, ps, n, threads, gscale)
         value = total * gscale
     else:
-        out = (ctypes.c_double * 4)()
         w = weight.data_ptr()
         if d_r is None:
-            total = k.lib.rl_nll_val_w(p, t, s, w, n, threads, out)
+            got = k.weighted("nll_val_w", p, t, s, w, n=n, threads=threads)
         else:
             num = 1.0 if reduction == "mean" else 0.0
-            total = k.lib.rl_nll_fwd_w(p, t, s, w, pr, ps, n, threads, out, num)
-        if (value := _weighted_value(total, out, reduction)) is None:
+            got = k.weighted("nll_fwd_w", p, t, s, w, pr, ps, n=n, threads=threads, num=num)
+        if (value := _weighted_value(got, reduction)) is None:
             return None
     if d_r is None:
         return torch.scalar_tensor(value, dtype=dtype)

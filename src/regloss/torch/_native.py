@@ -25,6 +25,7 @@ from typing import Any
 import torch
 
 from .. import _kernels
+from .._kernels import WEIGHT_RANGE
 from .._numerics import _DOT_BLOCKED_FROM
 from .._validate import _is_traced
 from ..losses import Loss
@@ -133,11 +134,6 @@ def native_call(loss: Loss, prediction: Any, target: Any, reduction: str) -> tor
     return kernel(loss, prediction, target, red)
 
 
-#: weighted means take the weights as they are (no division by the largest) when the largest
-#: lies in this range: sums of w and of w * loss then neither overflow nor lose precision.
-_WEIGHT_RANGE = (2.0**-30, 2.0**30)
-
-
 def native_weighted_call(
     loss: Loss, prediction: Any, target: Any, weight: Any, reduction: str
 ) -> torch.Tensor | None:
@@ -169,7 +165,7 @@ def native_weighted_call(
     if not _is_traced(weight):
         extremes = torch.aminmax(weight)
         lo, hi = extremes.min.item(), extremes.max.item()
-        if not lo >= 0.0 or not _WEIGHT_RANGE[0] <= hi <= _WEIGHT_RANGE[1]:
+        if not lo >= 0.0 or not WEIGHT_RANGE[0] <= hi <= WEIGHT_RANGE[1]:
             return None  # includes all-zero weights, whose 'mean' is 0 by definition
     elif reduction == "mean":
         return None
