@@ -34,12 +34,13 @@ ELEMENTWISE: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 }
 
 
-def loss(name: str) -> Callable[..., torch.Tensor]:
-    """``f(prediction, target, reduction='mean')`` for the hand-written loss ``name``."""
+def loss(name: str, **params: float) -> Callable[..., torch.Tensor]:
+    """``f(prediction, target, reduction='mean')`` for the hand-written loss ``name``
+    (``params``: Barron's alpha and scale)."""
     rho = ELEMENTWISE[name]
 
     def f(x: torch.Tensor, y: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
-        v = rho(x - y)
+        v = rho(x - y, **params)
         return v.mean() if reduction == "mean" else v.sum()
 
     f.__name__ = f"hand_{name}"

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
 import torch
 from scipy import integrate
 
+from regloss._kernels.c import source as kernel_source
 from regloss.losses import get_loss
-from regloss.losses._barron import general_rho, log_partition
+from regloss.losses._barron import CLOSED, general_rho, log_partition
 from regloss.torch import AdaptiveRobustLoss
 from regloss.torch import functional as rtf
 
@@ -62,9 +64,11 @@ def test_special_cases_match_the_other_registered_losses() -> None:
     )
 
 
-@pytest.mark.parametrize("special", [0.0, 2.0])
+@pytest.mark.parametrize("special", sorted({2.0, *CLOSED}))
 @pytest.mark.parametrize("method", ["rho", "psi", "psi_prime"])
 def test_continuous_through_the_special_values(special: float, method: str) -> None:
+    """Each closed form (its own code, at most one transcendental call) meets the general
+    formula of the alphas around it."""
     exact = getattr(get_loss("barron", alpha=special), method)(X)
     for eps in (1e-3, 1e-5, 1e-7):
         for a in (special - eps, special + eps):
@@ -186,3 +190,17 @@ def test_barron_alpha_must_be_real() -> None:
         get_loss("barron", alpha=float("nan"))
     with pytest.raises(ValueError, match="barron: parameter scale must be finite and > 0"):
         get_loss("barron", scale=0.0)
+
+
+@pytest.mark.parametrize("alpha", CLOSED)
+def test_closed_forms_make_at_most_one_transcendental_call(alpha: float) -> None:
+    """Barron's named shapes cost what the matching registered losses do: the generated
+    kernel of a closed form calls at most one libm function per element (the general formula
+    calls three: log1p, expm1 and exp)."""
+    calls = re.compile(r"\b(exp|expm1|log|log1p|sinh|tanh|pow)\(")
+    for a, most in ((alpha, 1), (0.5, 3)):
+        src = kernel_source(get_loss("barron", alpha=a), "float64")
+        fwd = src[src.index("double rl_fwd") : src.index("double rl_val")]
+        found = set(calls.findall(fwd))
+        assert len(found) <= most, (a, found)
+    assert len(found) == 3  # the general formula, for contrast: the test can tell them apart

@@ -58,6 +58,8 @@ EXTREMES: list[tuple[str, dict[str, Any]]] = [
     ("barron", {"alpha": 2 + 1e-7}),
     ("barron", {"alpha": float("inf")}),
     ("barron", {"alpha": 0.5, "scale": 1e-18}),
+    # the closed forms (Barron.CLOSED) at the scale limits
+    *(("barron", {"alpha": a, "scale": c}) for a in (0.0, -2.0) for c in (1e-18, 1e18)),
 ]
 
 CASES = params(SETTINGS + EXTREMES)
