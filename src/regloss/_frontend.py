@@ -25,7 +25,9 @@ Shared options (keyword-only; argument order is always ``(prediction, target)``)
 
 reduction : {'none', 'sum', 'mean', 'batchmean'}, default 'mean'
     'mean' averages over all elements (as torch.nn.MSELoss); 'batchmean' sums over every
-    dimension but the first and averages over the first.
+    dimension but the first and averages over the first. regloss.torch also takes
+    'global_mean': under torch.distributed, the mean over every rank's elements (DDP's
+    averaged gradients then equal one process's 'mean' on the whole batch); else 'mean'.
 weight : array, optional
     Non-negative weights of the prediction's shape, or shape (N,) for one per sample.
     'mean' becomes sum(w * rho) / sum(w).

@@ -11,8 +11,10 @@ Array: TypeAlias = Any
 #: What the NumPy front-end accepts: an ndarray or anything ``np.asarray`` takes.
 ArrayLike: TypeAlias = Any
 Reduction: TypeAlias = Literal["none", "sum", "mean", "batchmean"]
+#: regloss.torch adds 'global_mean' (the mean over every rank under torch.distributed)
+TorchReduction: TypeAlias = Literal["none", "sum", "mean", "batchmean", "global_mean"]
 NanPolicy: TypeAlias = Literal["propagate", "omit", "raise"]
 #: Quantile levels: one level in (0, 1), or a sequence/1-d array of levels.
 QuantileLevels: TypeAlias = "float | Sequence[float] | Any"
 
-__all__ = ["Array", "ArrayLike", "NanPolicy", "QuantileLevels", "Reduction"]
+__all__ = ["Array", "ArrayLike", "NanPolicy", "QuantileLevels", "Reduction", "TorchReduction"]

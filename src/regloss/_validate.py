@@ -19,6 +19,7 @@ from ._typing import Array
 __all__ = [
     "NAN_POLICIES",
     "REDUCTIONS",
+    "TORCH_REDUCTIONS",
     "Prepared",
     "check_loss_param",
     "check_nan_policy",
@@ -31,6 +32,8 @@ __all__ = [
 ]
 
 REDUCTIONS = ("none", "sum", "mean", "batchmean")
+#: regloss.torch's reductions: also the mean over every rank (torch/_distributed.py)
+TORCH_REDUCTIONS = (*REDUCTIONS, "global_mean")
 NAN_POLICIES = ("propagate", "omit", "raise")
 _HALF = frozenset({"float16", "bfloat16"})
 
@@ -113,11 +116,18 @@ def check_tensor(name: str, x: Any, *, optional: bool = False) -> None:
     )
 
 
-def check_reduction(reduction: Any) -> str:
-    """``reduction`` if it is one of :data:`REDUCTIONS`."""
-    if reduction not in REDUCTIONS:
+def check_reduction(reduction: Any, allowed: tuple[str, ...] = REDUCTIONS) -> str:
+    """``reduction`` if it is one of ``allowed`` (:data:`REDUCTIONS`, or regloss.torch's
+    :data:`TORCH_REDUCTIONS`)."""
+    if reduction not in allowed:
+        hint = ""
+        if reduction == "global_mean":
+            hint = (
+                "; 'global_mean' (the mean over every rank of torch.distributed) is a "
+                "regloss.torch reduction: use 'mean' here"
+            )
         raise ValueError(
-            f"reduction must be one of {', '.join(map(repr, REDUCTIONS))}, got {reduction!r}"
+            f"reduction must be one of {', '.join(map(repr, allowed))}, got {reduction!r}{hint}"
         )
     return str(reduction)
 

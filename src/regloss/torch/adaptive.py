@@ -18,8 +18,9 @@ import math
 
 import torch
 
-from .._validate import check_reduction, prepare
+from .._validate import TORCH_REDUCTIONS, check_reduction, prepare
 from ..losses._barron import general_rho, log_partition
+from ._distributed import GLOBAL_MEAN, global_mean
 
 __all__ = ["AdaptiveRobustLoss"]
 
@@ -82,9 +83,11 @@ class AdaptiveRobustLoss(torch.nn.Module):
             )
         self.num_dims = num_dims
         self.alpha_lo, self.alpha_hi, self.scale_lo = alpha_lo, alpha_hi, scale_lo
-        self.reduction = check_reduction(reduction)
+        self.reduction = check_reduction(reduction, TORCH_REDUCTIONS)
         if self.reduction == "batchmean":
-            raise ValueError("reduction must be 'mean', 'sum' or 'none', got 'batchmean'")
+            raise ValueError(
+                "reduction must be 'mean', 'sum', 'global_mean' or 'none', got 'batchmean'"
+            )
         frac = (init - alpha_lo) / (alpha_hi - alpha_lo)
         self.latent_alpha = torch.nn.Parameter(
             torch.full((num_dims,), math.log(frac / (1 - frac)), dtype=torch.float64)
@@ -119,6 +122,16 @@ class AdaptiveRobustLoss(torch.nn.Module):
         )
         if self.reduction == "none":
             return nll
+        if self.reduction == GLOBAL_MEAN:
+            return global_mean(
+                lambda red: nll.sum() if red == "sum" else nll.mean(),
+                input,
+                target,
+                None,
+                None,
+                "propagate",
+                True,
+            )
         return nll.sum() if self.reduction == "sum" else nll.mean()
 
     def _residual(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -31,11 +31,13 @@ import torch
 from torch import Tensor
 
 from .._frontend import OPTION_DOC, loss_signature_params, torch_names
-from .._typing import NanPolicy, QuantileLevels, Reduction
+from .._typing import NanPolicy, QuantileLevels
+from .._typing import TorchReduction as Reduction
 from .._validate import check_tensor, prepare
 from ..losses import Loss, resolve
 from ..losses._base import _REGISTRY
 from ._autograd import apply_loss
+from ._distributed import GLOBAL_MEAN, global_mean
 from ._lean import kernel_call
 from ._native import native_call, native_weighted_call
 
@@ -72,6 +74,12 @@ def _evaluate(
     nan_policy: str,
     broadcast: bool,
 ) -> Tensor:
+    if reduction == GLOBAL_MEAN:
+
+        def evaluate(red: str) -> Tensor:
+            return _evaluate(spec, input, target, red, weight, mask, nan_policy, broadcast)
+
+        return global_mean(evaluate, input, target, weight, mask, nan_policy, broadcast)
     if mask is None and nan_policy == "propagate":
         # PyTorch's own kernel where it is the faster route, else regloss's generated one
         # through the lean door; each serves what the other declines

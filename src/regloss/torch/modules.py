@@ -25,8 +25,9 @@ import torch
 from torch import Tensor
 
 from .._frontend import OPTION_DOC, module_names
-from .._typing import NanPolicy, QuantileLevels, Reduction
-from .._validate import check_nan_policy, check_reduction
+from .._typing import NanPolicy, QuantileLevels
+from .._typing import TorchReduction as Reduction
+from .._validate import TORCH_REDUCTIONS, check_nan_policy, check_reduction
 from ..losses import Loss, resolve
 from ..losses._base import _REGISTRY
 from .functional import _evaluate, _legacy_reduction, _spec
@@ -50,7 +51,7 @@ class RegressionLoss(torch.nn.modules.loss._Loss):
         broadcast: bool = False,
         **params: Any,
     ) -> None:
-        super().__init__(reduction=check_reduction(reduction))
+        super().__init__(reduction=check_reduction(reduction, TORCH_REDUCTIONS))
         spec = resolve(loss, params)  # validates the parameters now, not at the first call
         self._fixed = spec if isinstance(loss, Loss) else None
         self._name = spec.name

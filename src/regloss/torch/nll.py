@@ -19,6 +19,7 @@ from __future__ import annotations
 import torch
 
 from .._validate import (
+    TORCH_REDUCTIONS,
     check_nan_policy,
     check_reduction,
     check_scale_input,
@@ -27,6 +28,7 @@ from .._validate import (
 )
 from ..losses._nll import GaussianNLL, LaplaceNLL, NLLLoss
 from ._autograd import apply_nll
+from ._distributed import GLOBAL_MEAN, global_mean
 from ._lean import nll_kernel_call
 
 __all__ = ["GaussianNLLLoss", "LaplaceNLLLoss", "gaussian_nll_loss", "laplace_nll_loss"]
@@ -44,6 +46,14 @@ def _evaluate(
     nan_policy: str,
     broadcast: bool,
 ) -> torch.Tensor:
+    if reduction == GLOBAL_MEAN:
+
+        def evaluate(red: str) -> torch.Tensor:
+            return _evaluate(
+                spec, input, target, scale, log_input, red, weight, mask, nan_policy, broadcast
+            )
+
+        return global_mean(evaluate, input, target, weight, mask, nan_policy, broadcast)
     if mask is None and nan_policy == "propagate":
         # the lean door: the generated kernel after metadata-only checks (torch/_lean.py)
         out = nll_kernel_call(spec, input, target, scale, log_input, weight, reduction)
@@ -121,7 +131,7 @@ class _NLLModule(torch.nn.Module):
     ) -> None:
         super().__init__()
         self.spec = spec
-        self.reduction = check_reduction(reduction)
+        self.reduction = check_reduction(reduction, TORCH_REDUCTIONS)
         self.nan_policy = check_nan_policy(nan_policy)
         self.log_input, self.broadcast = bool(log_input), bool(broadcast)
 
