@@ -111,12 +111,17 @@ def full_batch(case: str, world: int) -> tuple[float, dict[str, torch.Tensor]]:
     return step(case, "mean", _data(world), lambda m: m)
 
 
-def run(rank: int, world: int, port: int, out: str) -> None:
-    """One rank: every case with 'global_mean' and 'mean'; results saved to ``out``."""
+def _join(rank: int, world: int, port: int) -> None:
+    """Join a gloo process group of ``world`` ranks on this machine."""
     torch.set_num_threads(1)
     os.environ["MASTER_ADDR"] = "127.0.0.1"
     os.environ["MASTER_PORT"] = str(port)
     dist.init_process_group("gloo", rank=rank, world_size=world)
+
+
+def run(rank: int, world: int, port: int, out: str) -> None:
+    """One rank: every case with 'global_mean' and 'mean'; results saved to ``out``."""
+    _join(rank, world, port)
     try:
         d = _data(world)
         lo = sum(ROWS[:rank])
@@ -130,5 +135,57 @@ def run(rank: int, world: int, port: int, out: str) -> None:
                 results[case, reduction] = (float(total) / world, grads)
         if rank == 0:
             torch.save(results, out)
+    finally:
+        dist.destroy_process_group()
+
+
+# --- regloss.torch.metrics under torch.distributed -------------------------------------------
+
+#: updates per rank (uneven; rank 2 of 3 makes none), rows per update
+METRIC_UPDATES = (3, 1, 0)
+METRIC_ROWS = 40
+
+
+def metric_data(world: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(100 + world)
+    n = sum(METRIC_UPDATES[:world]) * METRIC_ROWS
+    t = torch.randn(n, 2, generator=g, dtype=torch.float64) * 3 + 1e6
+    p = t + torch.randn(n, 2, generator=g, dtype=torch.float64)
+    w = torch.rand(n, generator=g, dtype=torch.float64)
+    return p, t, w
+
+
+def metrics() -> dict[str, Any]:
+    from regloss.torch import metrics as rm
+
+    return {
+        name: getattr(rm, name)(num_outputs=2, multioutput="raw_values")
+        for name in (
+            "MeanSquaredError",
+            "RootMeanSquaredError",
+            "MeanAbsoluteError",
+            "R2Score",
+            "ExplainedVariance",
+            "MaxError",
+            "MedianAbsoluteError",
+        )
+    }
+
+
+def run_metrics(rank: int, world: int, port: int, out: str) -> None:
+    """One rank: its uneven share of updates, then compute() (which gathers every rank)."""
+    _join(rank, world, port)
+    try:
+        p, t, w = metric_data(world)
+        first = sum(METRIC_UPDATES[:rank])
+        results = {}
+        for name, m in metrics().items():
+            for u in range(METRIC_UPDATES[rank]):
+                lo = (first + u) * METRIC_ROWS
+                m.update(
+                    p[lo : lo + METRIC_ROWS], t[lo : lo + METRIC_ROWS], w[lo : lo + METRIC_ROWS]
+                )
+            results[name] = m.compute()
+        torch.save(results, f"{out}.{rank}")
     finally:
         dist.destroy_process_group()

@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from . import numpy as _numpy
+from ._namespace import namespace
 from ._validate import NAN_POLICIES, check_nan_policy, prepare
 from .diagnostics._sketch import REL_ERROR, RelativeSketch
 from .losses import Loss, available_losses, available_nll_losses, resolve
@@ -325,35 +326,37 @@ class Metric:
 
 
 class _Batch:
-    """One update's float64 (n, k) prediction, target, weight and kept elements."""
+    """One update's float64 (n, k) prediction, target, weight and kept elements, as arrays
+    of one library (NumPy here, PyTorch in :mod:`regloss.torch.metrics`)."""
 
     def __init__(
         self,
-        p: np.ndarray,
-        t: np.ndarray,
-        w: np.ndarray,
-        keep: np.ndarray | None,
+        p: Any,
+        t: Any,
+        w: Any,
+        keep: Any,
         orig_shape: tuple[int, ...],
     ) -> None:
+        self.xp = namespace(p)
         self.p, self.t, self.keep, self.orig_shape = p, t, keep, orig_shape
-        self.w = w if keep is None else np.where(keep, w, 0.0)
-        self.shape = p.shape
+        self.w = w if keep is None else self.xp.where(keep, w, 0.0)
+        self.shape = tuple(p.shape)
 
-    def sum(self, values: np.ndarray) -> np.ndarray:
+    def sum(self, values: Any) -> Any:
         """Σ w·values per output over the kept elements (left-out ones may hold NaN)."""
         wv = self.w * values
         if self.keep is not None:
-            wv = np.where(self.keep, wv, 0.0)
-        out: np.ndarray = np.sum(wv, axis=0)
-        return out
+            wv = self.xp.where(self.keep, wv, 0.0)
+        return self.xp.sum(wv, axis=0)
 
-    def kept(self) -> np.ndarray:
+    def kept(self) -> Any:
         """The elements not left out by mask= or nan_policy='omit' (weights aside)."""
-        return np.ones(self.shape, dtype=bool) if self.keep is None else self.keep
+        if self.keep is None:
+            return self.xp.ones_like(self.p, dtype=bool)
+        return self.keep
 
-    def weight_sum(self) -> np.ndarray:
-        out: np.ndarray = np.sum(self.w, axis=0)
-        return out
+    def weight_sum(self) -> Any:
+        return self.xp.sum(self.w, axis=0)
 
 
 def _as_real(x: Any, name: str) -> np.ndarray:
@@ -537,74 +540,80 @@ class MeanPinballLoss(MeanLoss):
 class _Moments:
     """(Σw, weighted mean, M2 = Σw(x − mean)²) per output, merged by Chan's formula. The
     mean is a pair hi + lo (double-double), so the difference of two means is exact to
-    ~1e-32 of their size: targets offset by 1e9 lose nothing in the merge."""
+    ~1e-32 of their size: targets offset by 1e9 lose nothing in the merge. Arrays of one
+    library (NumPy or PyTorch)."""
 
-    def __init__(self, k: int) -> None:
-        self.w = np.zeros(k)
-        self.hi = np.zeros(k)
-        self.lo = np.zeros(k)
-        self.m2 = np.zeros(k)
+    KEYS = ("w", "hi", "lo", "m2")
+
+    def __init__(self, zeros: Any) -> None:
+        self.w, self.hi, self.lo, self.m2 = (zeros * 0.0 for _ in range(4))
+
+    @property
+    def xp(self) -> Any:
+        return namespace(self.w)
 
     @staticmethod
-    def of(batch: _Batch, x: np.ndarray) -> _Moments:
+    def of(batch: _Batch, x: Any) -> _Moments:
         """Two passes over one batch: the mean, then deviations about it; the deviations'
         own sum corrects the mean (into lo) and M2."""
-        out = _Moments(batch.shape[1])
+        xp = batch.xp
         w = batch.weight_sum()
+        out = _Moments(w)
         with np.errstate(invalid="ignore", divide="ignore"):
-            safe = np.where(w > 0, w, 1.0)
+            some = w > 0
+            safe = xp.where(some, w, 1.0)
             hi = batch.sum(x) / safe
             d = x - hi
             s1 = batch.sum(d)
-            some = w > 0
             out.w = w
-            out.hi = np.where(some, hi, 0.0)
-            out.lo = np.where(some, s1 / safe, 0.0)
-            out.m2 = np.where(some, batch.sum(d * d) - s1 * s1 / safe, 0.0)
+            out.hi = xp.where(some, hi, 0.0)
+            out.lo = xp.where(some, s1 / safe, 0.0)
+            out.m2 = xp.where(some, batch.sum(d * d) - s1 * s1 / safe, 0.0)
         return out
 
     def merge(self, other: _Moments) -> None:
+        xp = self.xp
         w = self.w + other.w
         with np.errstate(invalid="ignore", divide="ignore"):
-            safe = np.where(w > 0, w, 1.0)
+            some = w > 0
+            safe = xp.where(some, w, 1.0)
             delta = (other.hi - self.hi) + (other.lo - self.lo)
-            # the heavier side's mean moves least (and either order gives the same answer
-            # to rounding)
+            # the heavier side's mean moves least (either order gives the same answer to
+            # rounding)
             mine = self.w >= other.w
-            hi = np.where(mine, self.hi, other.hi)
-            lo = np.where(
+            hi = xp.where(mine, self.hi, other.hi)
+            lo = xp.where(
                 mine, self.lo + delta * (other.w / safe), other.lo - delta * (self.w / safe)
             )
             m2 = self.m2 + other.m2 + delta * delta * (self.w * other.w / safe)
             top = hi + lo  # renormalised: lo stays below hi's last bit
             lo = lo - (top - hi)
-        some = w > 0
-        self.hi = np.where(some, top, 0.0)
-        self.lo = np.where(some, lo, 0.0)
-        self.m2 = np.where(some, m2, 0.0)
+        self.hi = xp.where(some, top, 0.0)
+        self.lo = xp.where(some, lo, 0.0)
+        self.m2 = xp.where(some, m2, 0.0)
         self.w = w
 
     def state(self) -> dict[str, list[float]]:
-        return {k: getattr(self, k).tolist() for k in ("w", "hi", "lo", "m2")}
+        return {k: np.asarray(getattr(self, k)).tolist() for k in self.KEYS}
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> _Moments:
-        out = cls(len(state["w"]))
-        for key in ("w", "hi", "lo", "m2"):
+        out = cls(np.zeros(len(state["w"])))
+        for key in cls.KEYS:
             setattr(out, key, np.asarray(state[key], dtype=np.float64))
         return out
 
 
-def _explained(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+def _explained(numerator: Any, denominator: Any) -> Any:
     """1 − num/den per output, finite as scikit-learn's (force_finite): 1 for a perfect fit,
-    0 for an imperfect fit of constant targets."""
-    out = np.ones_like(numerator)
-    valid = (denominator != 0) & (numerator != 0)
-    out[valid] = 1.0 - numerator[valid] / denominator[valid]
-    out[(numerator != 0) & (denominator == 0)] = 0.0
-    nan = np.isnan(numerator) | np.isnan(denominator)
-    out[nan] = np.nan
-    return out
+    0 for an imperfect fit of constant targets; NaN in, NaN out."""
+    xp = namespace(numerator)
+    num_zero, den_zero = numerator == 0, denominator == 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = 1.0 - numerator / xp.where(den_zero, 1.0, denominator)
+    out = xp.where(num_zero, 1.0, xp.where(den_zero, 0.0, ratio))
+    nan = xp.isnan(numerator) | xp.isnan(denominator)
+    return xp.where(nan, math.nan, out)
 
 
 class R2Score(Metric):
@@ -632,7 +641,8 @@ class R2Score(Metric):
 
     def _per_output(self) -> np.ndarray:
         num, den, _ = self._parts()
-        return _explained(num, den)
+        out: np.ndarray = _explained(num, den)
+        return out
 
     def compute(self) -> Any:
         if self._k is None:
