@@ -32,6 +32,7 @@ ENVS: dict[str, set[str]] = {  # extra -> the optional packages it brings
     "torch": {"torch"},
     "jax": {"jax"},
     "demo": {"torch", "matplotlib"},
+    "dask": {"dask", "pyarrow"},
 }
 
 
@@ -83,6 +84,13 @@ CHECKS = [
         "7. regloss diagnose",
         soft=True,
     ),
+    Check(
+        "diagnose --scheduler local",
+        ["regloss", "diagnose", "r.csv", "--scheduler", "local", "--quiet"],
+        {"dask", "pyarrow"},
+        "dask",
+        "recommended",
+    ),
     Check("import regloss.torch", ["python", "-c", "import regloss.torch"], {"torch"}, "torch"),
     Check("import regloss.jax", ["python", "-c", "import regloss.jax"], {"jax"}, "jax"),
 ]
@@ -95,7 +103,7 @@ def _sh(argv: list[str], cwd: Path, env: dict[str, str] | None = None) -> tuple[
     return proc.returncode, proc.stdout, proc.stderr
 
 
-OPTIONAL = ("scipy", "matplotlib", "pyarrow", "rich", "torch", "jax")
+OPTIONAL = ("scipy", "matplotlib", "pyarrow", "rich", "torch", "jax", "dask")
 
 
 def _importable(venv: Path) -> set[str]:

@@ -169,7 +169,10 @@ def test_plain_rho_lets_the_scale_inflate_but_the_nll_does_not() -> None:
         ({"num_dims": 1, "alpha_hi": 5.0}, r"need 0 <= alpha_lo < alpha_hi <= 4"),
         ({"num_dims": 1, "alpha_init": 3.0}, r"alpha_init must lie in \(0.001, 1.999\)"),
         ({"num_dims": 1, "scale_init": 0.0}, "need 0 < scale_lo < scale_init"),
-        ({"num_dims": 1, "reduction": "batchmean"}, "reduction must be 'mean', 'sum', 'global_mean' or 'none'"),
+        (
+            {"num_dims": 1, "reduction": "batchmean"},
+            "reduction must be 'mean', 'sum', 'global_mean' or 'none'",
+        ),
     ],
 )
 def test_adaptive_errors(kwargs: dict, message: str) -> None:

@@ -13,6 +13,7 @@ from ._typing import Array
 
 __all__ = [
     "axpy",
+    "grow_partials",
     "log1p_quotient",
     "log1p_square",
     "stop_gradient",
@@ -164,3 +165,19 @@ def log1p_quotient(xp: Any, a: Array, k: float) -> Array:
 #: ratio of two subnormals carries only their few bits (PyTorch's log1p of a float32
 #: subnormal is off by 20%, found by the range sweep on tensors)
 RATIO_ONE = 2.0**-60
+
+
+def grow_partials(partials: list[float], x: float) -> None:
+    """Add ``x`` to the non-overlapping ``partials`` exactly (Shewchuk; the algorithm of
+    :func:`math.fsum`). Their exact sum is the running total."""
+    i = 0
+    for y in partials:
+        if abs(x) < abs(y):
+            x, y = y, x
+        hi = x + y
+        lo = y - (hi - x)
+        if lo:
+            partials[i] = lo
+            i += 1
+        x = hi
+    partials[i:] = [x]

@@ -21,6 +21,8 @@ EXTRAS = {
     "pyarrow": "diagnose",
     "matplotlib": "plot",  # also in [diagnose] and [demo]
     "rich": "diagnose",
+    "dask": "dask",
+    "distributed": "dask",
 }
 
 

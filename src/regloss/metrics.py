@@ -41,6 +41,7 @@ import numpy as np
 
 from . import numpy as _numpy
 from ._namespace import namespace
+from ._numerics import grow_partials as _grow
 from ._validate import NAN_POLICIES, check_nan_policy, prepare
 from .diagnostics._sketch import REL_ERROR, RelativeSketch
 from .losses import Loss, available_losses, available_nll_losses, resolve
@@ -68,22 +69,6 @@ _MULTIOUTPUT = ("uniform_average", "raw_values", "variance_weighted")
 
 
 # --- exact sums -----------------------------------------------------------------------
-
-
-def _grow(partials: list[float], x: float) -> None:
-    """Add ``x`` to the non-overlapping ``partials`` exactly (Shewchuk; the algorithm of
-    :func:`math.fsum`). Their exact sum is the running total."""
-    i = 0
-    for y in partials:
-        if abs(x) < abs(y):
-            x, y = y, x
-        hi = x + y
-        lo = y - (hi - x)
-        if lo:
-            partials[i] = lo
-            i += 1
-        x = hi
-    partials[i:] = [x]
 
 
 class _Sum:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import glob
 import json
+import logging
 import math
 import os
 import sys
@@ -13,8 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from .._optional import pyplot
-from ..diagnostics import open_source, run_source
+from .._optional import pyplot, require
+from ..diagnostics import InputError, open_source, run_source
 from ..diagnostics._io import Source
 from ..diagnostics._present import (
     VARIANCE_HEADERS,
@@ -96,6 +98,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument(
         "--top-k", type=int, default=10, metavar="K", help="how many largest contributors to list"
     )
+    p.add_argument(
+        "--scheduler",
+        metavar="local|ADDRESS",
+        help="run on Dask (regloss[dask]): 'local' starts a LocalCluster sized to this "
+        "machine, tcp://HOST:PORT uses a running scheduler; FILE may then be several files "
+        "or a quoted glob such as 'data/*.parquet'",
+    )
     p.set_defaults(run=run)
 
 
@@ -159,20 +168,10 @@ def run(args: argparse.Namespace) -> int:
         from ..diagnostics._report import figures, write_html, write_pngs
 
         pyplot("writing the report and figures")
-    source = open_source(
-        args.files,
-        pred=args.pred,
-        target=args.target,
-        weight=args.weight,
-        chunk_rows=args.chunk_rows,
-        delimiter=args.delimiter,
-        encoding=args.encoding,
-    )
-    show = not args.quiet and sys.stderr.isatty()
-    with _progress(show, source) as progress:
-        report, accs = run_source(
-            source, nan_policy=args.nan_policy, top_k=args.top_k, progress=progress
-        )
+    if args.scheduler is not None:
+        report, accs = _on_dask(args)
+    else:
+        report, accs = _here(args)
     text = strict_json(report) if args.json else summary(report)
     if args.report or args.plots:
         pngs = [figures(acc, out) for acc, out in zip(accs, report["outputs"])]
@@ -184,6 +183,80 @@ def run(args: argparse.Namespace) -> int:
             print(f"regloss: wrote the report to {args.report}", file=sys.stderr)
     print(text)
     return 0
+
+
+def _here(args: argparse.Namespace) -> tuple[dict[str, Any], list[Any]]:
+    """One process, one file (or two .npy files), with a progress bar."""
+    several = [f for f in args.files if not f.lower().endswith(".npy")]
+    if len(several) > 1 or any(glob.has_magic(f) and not Path(f).exists() for f in args.files):
+        raise InputError(
+            f"{args.files[0]}: several files or a glob need --scheduler local (Dask, "
+            "pip install 'regloss[dask]'); one file is read here"
+        )
+    source = open_source(
+        args.files,
+        pred=args.pred,
+        target=args.target,
+        weight=args.weight,
+        chunk_rows=args.chunk_rows,
+        delimiter=args.delimiter,
+        encoding=args.encoding,
+    )
+    show = not args.quiet and sys.stderr.isatty()
+    with _progress(show, source) as progress:
+        return run_source(source, nan_policy=args.nan_policy, top_k=args.top_k, progress=progress)
+
+
+def _on_dask(args: argparse.Namespace) -> tuple[dict[str, Any], list[Any]]:
+    """Every file (or the glob's matches) as one part on a Dask cluster."""
+    require("distributed", "diagnose --scheduler")
+    from .. import dask as rdask
+
+    if args.delimiter is not None or args.encoding != "utf-8":
+        raise InputError("--delimiter and --encoding are not supported with --scheduler")
+    files = args.files[0] if len(args.files) == 1 else args.files
+    with _client(args.scheduler) as client:
+        return rdask.run(
+            files,
+            pred=args.pred or ["prediction"],
+            target=args.target or ["target"],
+            weight=args.weight,
+            client=client,
+            nan_policy=args.nan_policy,
+            top_k=args.top_k,
+            chunk_rows=args.chunk_rows,
+        )
+
+
+@contextmanager
+def _client(scheduler: str) -> Iterator[Any]:
+    """A Dask client: a LocalCluster (one worker process per core) or a running scheduler."""
+    distributed: Any = require("distributed", "diagnose --scheduler")
+    if scheduler == "local":
+        workers = os.cpu_count() or 1
+        with (
+            distributed.LocalCluster(
+                n_workers=workers,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+                silence_logs=logging.ERROR,
+            ) as cluster,
+            distributed.Client(cluster) as client,
+        ):
+            yield client
+        return
+    if "://" not in scheduler:
+        raise InputError(
+            f"--scheduler must be 'local' or a scheduler address such as "
+            f"tcp://HOST:8786, got {scheduler!r}"
+        )
+    try:
+        client = distributed.Client(scheduler, timeout="10s")
+    except OSError as exc:
+        raise InputError(f"--scheduler {scheduler}: cannot connect ({exc})") from None
+    with client:
+        yield client
 
 
 NAN_REASONS = {

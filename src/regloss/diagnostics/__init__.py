@@ -18,6 +18,7 @@ of the unweighted residuals.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -68,15 +69,54 @@ def run_source(
     progress: Callable[[int, int | None], None] | None = None,
 ) -> tuple[dict[str, Any], list[OutputAccumulator]]:
     """The diagnosis and the accumulators behind it (the figures are drawn from those)."""
+    check_pass_args(nan_policy, top_k)
+    state = Pass.new(len(source.pred_cols), top_k)
+    for chunk in source.chunks(prefetch=2):  # the next chunks decode meanwhile
+        state.add(chunk, source, nan_policy)
+        if progress is not None:
+            progress(state.rows, chunk.bytes_read)
+    return finish(state, source, nan_policy)
+
+
+def check_pass_args(nan_policy: str, top_k: int) -> None:
     if nan_policy not in ("raise", "omit"):
         raise InputError(f"nan_policy must be 'raise' or 'omit', got {nan_policy!r}")
     _int_arg("top_k", top_k, 0)
-    accs = [OutputAccumulator(top_k=top_k) for _ in source.pred_cols]
-    rows = nonfinite = missing = 0
+
+
+@dataclass
+class Pass:
+    """One streamed pass over a source, or over one part of it (:mod:`regloss.dask`):
+    the accumulators per output and the row counts. Passes over consecutive parts merge
+    into the pass over their concatenation."""
+
+    accs: list[OutputAccumulator]
+    rows: int = 0
+    nonfinite: int = 0
+    missing: int = 0
     first_bad: int | None = None
     rounded: str | None = None
-    for chunk in source.chunks(prefetch=2):  # the next chunks decode meanwhile
-        rows += chunk.pred.shape[0]
+
+    @classmethod
+    def new(
+        cls,
+        outputs: int,
+        top_k: int,
+        origins: list[tuple[float, float, float] | None] | None = None,
+        seed: Any = 0,
+    ) -> Pass:
+        """A pass of ``outputs`` accumulators; ``origins``: their moments' origin, shared by
+        passes that will merge; ``seed``: the plot sample's (one per part)."""
+        accs = [
+            OutputAccumulator(top_k=top_k, rng=np.random.default_rng(seed)) for _ in range(outputs)
+        ]
+        for acc, origin in zip(accs, origins or [], strict=False):
+            acc.preset(origin)
+        return cls(accs)
+
+    def add(self, chunk: Chunk, source: Source, nan_policy: str) -> None:
+        """Screen a chunk (missing, NaN or inf rows; negative weights) and accumulate it."""
+        self.rows += chunk.pred.shape[0]
         if not _clean(chunk):
             gap = np.zeros(chunk.pred.shape[0], bool) if chunk.missing is None else chunk.missing
             finite = np.isfinite(chunk.pred).all(axis=1) & np.isfinite(chunk.target).all(axis=1)
@@ -90,19 +130,37 @@ def run_source(
                     )
             ok = finite & ~gap
             if not ok.all():
-                missing += int(gap.sum())
-                nonfinite += int((~finite & ~gap).sum())
-                if first_bad is None:
-                    first_bad = int(chunk.rows[np.argmax(~ok)])
+                self.missing += int(gap.sum())
+                self.nonfinite += int((~finite & ~gap).sum())
+                if self.first_bad is None:
+                    self.first_bad = int(chunk.rows[np.argmax(~ok)])
                 chunk = _keep(chunk, ok)
-        if source.from_text and rounded is None:
-            rounded = _rounded_integer(chunk, source)
-        if nan_policy == "omit" or not (missing or nonfinite):
-            for j, acc in enumerate(accs):
+        if source.from_text and self.rounded is None:
+            self.rounded = _rounded_integer(chunk, source)
+        if nan_policy == "omit" or not (self.missing or self.nonfinite):
+            for j, acc in enumerate(self.accs):
                 resid = None if chunk.resid is None else chunk.resid[:, j]
                 acc.update(chunk.pred[:, j], chunk.target[:, j], chunk.weight, chunk.rows, resid)
-        if progress is not None:
-            progress(rows, chunk.bytes_read)
+
+    def merge(self, other: Pass) -> Pass:
+        """This pass followed by ``other`` (a pass over later rows)."""
+        for mine, theirs in zip(self.accs, other.accs, strict=True):
+            mine.merge(theirs)
+        self.rows += other.rows
+        self.nonfinite += other.nonfinite
+        self.missing += other.missing
+        bad = [b for b in (self.first_bad, other.first_bad) if b is not None]
+        self.first_bad = min(bad) if bad else None
+        self.rounded = self.rounded or other.rounded
+        return self
+
+
+def finish(
+    state: Pass, source: Source, nan_policy: str
+) -> tuple[dict[str, Any], list[OutputAccumulator]]:
+    """The report of a whole pass (raises the pass's input errors)."""
+    accs, rows = state.accs, state.rows
+    missing, nonfinite, first_bad = state.missing, state.nonfinite, state.first_bad
     bad = missing + nonfinite
     if bad and nan_policy == "raise":
         what = " and ".join(
@@ -138,7 +196,7 @@ def run_source(
         "rows_missing": missing,
         "rows_nonfinite": nonfinite,
         "weight": source.weight_col,
-        "warnings": [rounded] if rounded else [],
+        "warnings": [state.rounded] if state.rounded else [],
         "outputs": outputs,
     }
     return report, accs

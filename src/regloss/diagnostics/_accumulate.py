@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .._numerics import grow_partials
 from . import _fused
 from ._sketch import RelativeSketch, _magnitudes
 
@@ -29,6 +30,19 @@ _SUMS = ("w", "wr", "wr2", "wabs", "c1", "c2", "c3", "c4", "wy", "wy2")
 
 
 _NO_ROWS = np.array([], dtype=np.int64)
+
+
+def _compact(values: list[float]) -> list[float]:
+    """The same exact sum in at most ~40 floats (Shewchuk partials), while all are finite;
+    an inf or NaN is kept as it is (``total`` reports it)."""
+    if not all(map(math.isfinite, values)):
+        return values
+    partials: list[float] = []
+    for v in values:
+        grow_partials(partials, v)
+        if not math.isfinite(partials[-1]):  # the exact sum passed finfo.max: keep the list
+            return values
+    return partials
 
 
 @dataclass
@@ -180,6 +194,60 @@ class OutputAccumulator:
                 heapq.heappush(self.heap, item)
             elif item[0] > self.heap[0][0]:
                 heapq.heapreplace(self.heap, item)
+
+    def origin(self) -> tuple[float, float, float] | None:
+        """(shift_r, shift_y, unit): the moments' origin and unit, fixed by the first chunk.
+        Accumulators that will be merged must share it (:meth:`preset`)."""
+        if self.shift_r is None or self.shift_y is None:
+            return None
+        return self.shift_r, self.shift_y, self.unit
+
+    def preset(self, origin: tuple[float, float, float] | None) -> None:
+        """Take the moments' origin of another accumulator (before any update)."""
+        if origin is not None:
+            self.shift_r, self.shift_y, self.unit = origin
+
+    def merge(self, other: OutputAccumulator) -> None:
+        """Add ``other``'s data (an accumulator of later rows with the same origin): the
+        same state as one accumulator fed both, but for the plot sample (a uniform sample
+        either way) and the rounding of the chunk sums (added exactly)."""
+        if other.n == 0:
+            return
+        if self.n == 0 and self.shift_r is None:
+            self.preset(other.origin())
+        elif other.origin() != self.origin():
+            raise ValueError(
+                f"accumulators with different origins {self.origin()} and {other.origin()} "
+                "do not merge; preset() them from one"
+            )
+        if (
+            self.kept is not None
+            and other.kept is not None
+            and (self.n + other.n <= self.exact_limit)
+        ):
+            self.kept = self.kept + other.kept
+        else:
+            self.kept = None
+        for key, values in other.parts.items():
+            self.parts[key] = _compact(self.parts[key] + values)
+        for mine, theirs in (
+            (self.sketch, other.sketch),
+            (self.abs_sketch, other.abs_sketch),
+            (self.centred, other.centred),
+        ):
+            mine.merge(theirs)
+        self.r_min, self.r_max = min(self.r_min, other.r_min), max(self.r_max, other.r_max)
+        # the first row of the largest error, as one pass finds it
+        if (other.max_abs, -other.max_row) > (self.max_abs, -self.max_row) or self.max_row < 0:
+            self.max_abs, self.max_row = other.max_abs, other.max_row
+        pool = np.concatenate([self.sample, other.sample])
+        if pool.shape[0] > self.sample_size:
+            pool = pool[np.argpartition(pool[:, 0], self.sample_size)[: self.sample_size]]
+        self.sample = pool
+        # the largest contributions, the earlier row first among equal ones (as one pass)
+        self.heap = heapq.nlargest(self.top_k, self.heap + other.heap, key=lambda c: (c[0], -c[1]))
+        heapq.heapify(self.heap)
+        self.n += other.n
 
     def total(self, key: str) -> float:
         values = self.parts[key]
