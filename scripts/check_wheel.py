@@ -59,6 +59,18 @@ CHECKS = [
         "",
         "0.41666",
     ),
+    Check(
+        "metrics",
+        [
+            "python",
+            "-c",
+            "from regloss.metrics import R2Score; "
+            "print(R2Score().update([1.5, 2.0, 4.0], [1.0, 2.0, 3.0]).compute())",
+        ],
+        set(),
+        "",
+        "0.375",
+    ),
     Check("losses", ["regloss", "losses"], {"scipy"}, "stats", "tukey(c=4.685)", soft=True),
     Check(
         "efficiency()",
@@ -92,6 +104,12 @@ CHECKS = [
         "recommended",
     ),
     Check("import regloss.torch", ["python", "-c", "import regloss.torch"], {"torch"}, "torch"),
+    Check(
+        "import regloss.torch.metrics",
+        ["python", "-c", "import regloss.torch.metrics"],
+        {"torch"},
+        "torch",
+    ),
     Check("import regloss.jax", ["python", "-c", "import regloss.jax"], {"jax"}, "jax"),
 ]
 
