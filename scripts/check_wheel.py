@@ -33,6 +33,8 @@ ENVS: dict[str, set[str]] = {  # extra -> the optional packages it brings
     "jax": {"jax"},
     "demo": {"torch", "matplotlib"},
     "dask": {"dask", "pyarrow"},
+    "xgboost": {"xgboost"},
+    "lightgbm": {"lightgbm"},
 }
 
 
@@ -103,6 +105,20 @@ CHECKS = [
         "dask",
         "recommended",
     ),
+    Check(
+        "xgboost objective",
+        ["python", "-c", "import regloss.xgboost as x; print(x.objective('tukey'))"],
+        {"xgboost"},
+        "xgboost",
+        "objective(tukey(c=4.685))",
+    ),
+    Check(
+        "lightgbm objective",
+        ["python", "-c", "import regloss.lightgbm as x; print(x.objective('tukey'))"],
+        {"lightgbm"},
+        "lightgbm",
+        "objective(tukey(c=4.685))",
+    ),
     Check("import regloss.torch", ["python", "-c", "import regloss.torch"], {"torch"}, "torch"),
     Check(
         "import regloss.torch.metrics",
@@ -121,7 +137,7 @@ def _sh(argv: list[str], cwd: Path, env: dict[str, str] | None = None) -> tuple[
     return proc.returncode, proc.stdout, proc.stderr
 
 
-OPTIONAL = ("scipy", "matplotlib", "pyarrow", "rich", "torch", "jax", "dask")
+OPTIONAL = ("scipy", "matplotlib", "pyarrow", "rich", "torch", "jax", "dask", "xgboost", "lightgbm")
 
 
 def _importable(venv: Path) -> set[str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 from collections.abc import Callable
 from typing import Any, ClassVar, TypeVar
 
@@ -124,6 +125,40 @@ class Loss:
         zero = r == 0
         safe = xp.where(zero, xp.ones_like(r), r)
         return xp.where(zero, self.psi_prime(xp.zeros_like(r)), self.psi(safe) / safe)
+
+    def newton_weight(self, r: Array, *, eps: float = 1e-6) -> Array:
+        r"""A positive, finite curvature for Newton steps (gradient boosting's Hessian).
+
+        :math:`\psi'` is zero or negative where a loss is kinked or redescends (MAE,
+        quantile, Huber's tails, Tukey beyond c), which stalls or breaks Newton boosting.
+        regloss uses the IRLS weight :math:`w(r) = \psi(r)/r` instead, for every loss:
+
+        * it equals :math:`\psi'` wherever the loss is quadratic (MSE everywhere, Huber and
+          smooth L1 inside their threshold), so squared error is plain Newton;
+        * where :math:`\psi(r)/r` is non-increasing in :math:`|r|` (every registered loss but
+          Barron with :math:`\alpha > 2` and the asymmetric quantile), the quadratic with
+          curvature :math:`w(r)` touching :math:`\rho` at r lies above :math:`\rho` (Huber's
+          majorization): a step never increases the loss, and a leaf's Newton value
+          :math:`-\sum\psi/\sum w` is a weighted mean of residuals, so it never overshoots;
+        * kinked losses (MAE, quantile) take :math:`|r|` at least ``eps`` (their weight is
+          infinite at 0): :math:`1/\max(|r|, \epsilon)`, the MM weight of Hunter and Lange;
+        * a floor of :math:`10^{-6}\,w(0)` (the smallest normal number when w(0) is
+          infinite) keeps redescending tails positive (Tukey beyond c, Welsch far out), and
+          the largest finite number caps growing weights (Barron with :math:`\alpha > 2`).
+        """
+        xp = namespace(r)
+        if self.psi_slope is not None:
+            return xp.full_like(r, self.psi_slope)
+        a = xp.abs(r)
+        floor_r = xp.full_like(r, eps)  # in r's dtype (a Python float would promote NumPy's)
+        lifted = xp.where(a < eps, xp.where(r < 0, -floor_r, floor_r), r)
+        w = self.weight(lifted)
+        fi = xp.finfo(r.dtype)
+        tiny, big = float(fi.smallest_normal), float(fi.max)
+        w0 = float(np.asarray(self.weight(np.zeros(1)))[0])
+        floor = max(1e-6 * w0, tiny) if 0.0 < w0 < math.inf else tiny
+        w = xp.where(xp.isnan(w) & ~xp.isnan(r), math.inf, w)  # inf/inf of a growing psi
+        return xp.clip(w, floor, big)
 
     # Fused forms. Defaults are built from the three methods above; a loss overrides them
     # only to save passes over memory, never to change the mathematics. With
