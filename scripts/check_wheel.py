@@ -35,6 +35,7 @@ ENVS: dict[str, set[str]] = {  # extra -> the optional packages it brings
     "dask": {"dask", "pyarrow"},
     "xgboost": {"xgboost"},
     "lightgbm": {"lightgbm"},
+    "sklearn": {"sklearn"},
 }
 
 
@@ -106,6 +107,18 @@ CHECKS = [
         "recommended",
     ),
     Check(
+        "RobustLinearRegression",
+        [
+            "python",
+            "-c",
+            "from regloss.sklearn import RobustLinearRegression as R; "
+            "print(R().fit([[0.0], [1.0], [2.0], [3.0]], [0.0, 1.0, 2.0, 3.0]).coef_)",
+        ],
+        {"sklearn"},
+        "sklearn",
+        "[1.]",
+    ),
+    Check(
         "xgboost objective",
         ["python", "-c", "import regloss.xgboost as x; print(x.objective('tukey'))"],
         {"xgboost"},
@@ -137,7 +150,10 @@ def _sh(argv: list[str], cwd: Path, env: dict[str, str] | None = None) -> tuple[
     return proc.returncode, proc.stdout, proc.stderr
 
 
-OPTIONAL = ("scipy", "matplotlib", "pyarrow", "rich", "torch", "jax", "dask", "xgboost", "lightgbm")
+OPTIONAL = (
+    *("scipy", "matplotlib", "pyarrow", "rich", "torch", "jax"),
+    *("dask", "xgboost", "lightgbm", "sklearn"),
+)
 
 
 def _importable(venv: Path) -> set[str]:

@@ -22,6 +22,9 @@ EXTRAS = {
     "matplotlib": "plot",  # also in [diagnose] and [demo]
     "rich": "diagnose",
     "dask": "dask",
+    "xgboost": "xgboost",
+    "lightgbm": "lightgbm",
+    "sklearn": "sklearn",
     "distributed": "dask",
 }
 

@@ -1,9 +1,11 @@
 """Every regloss loss as an XGBoost objective and eval metric.
 
->>> import regloss.xgboost as rx                                          # doctest: +SKIP
->>> booster = xgboost.train(params, dtrain, obj=rx.objective("tukey"),   # doctest: +SKIP
-...                         custom_metric=rx.metric("tukey"))
->>> XGBRegressor(objective=rx.sklearn_objective("huber", delta=2.0))     # doctest: +SKIP
+::
+
+    import regloss.xgboost as rx
+    booster = xgboost.train(params, dtrain, obj=rx.objective("tukey"),
+                            custom_metric=rx.metric("tukey"))
+    XGBRegressor(objective=rx.sklearn_objective("huber", delta=2.0))
 
 grad = w·ψ(ŷ − y) and hess = w·``newton_weight`` (ŷ − y): the IRLS weight ψ(r)/r, which
 is ψ′ where the loss is quadratic and a positive majorising curvature elsewhere (XGBoost's
