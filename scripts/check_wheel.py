@@ -106,6 +106,7 @@ CHECKS = [
         "dask",
         "recommended",
     ),
+    Check("import regloss.keras", ["python", "-c", "import regloss.keras"], {"keras"}, "keras"),
     Check(
         "RobustLinearRegression",
         [
@@ -152,7 +153,7 @@ def _sh(argv: list[str], cwd: Path, env: dict[str, str] | None = None) -> tuple[
 
 OPTIONAL = (
     *("scipy", "matplotlib", "pyarrow", "rich", "torch", "jax"),
-    *("dask", "xgboost", "lightgbm", "sklearn"),
+    *("dask", "xgboost", "lightgbm", "sklearn", "keras"),
 )
 
 

@@ -14,6 +14,10 @@ from hypothesis import HealthCheck, settings
 
 jax.config.update("jax_enable_x64", True)
 
+#: runs only as a subprocess with KERAS_BACKEND set (tests/test_keras.py): Keras fixes its
+#: backend at import, and its default (TensorFlow) is not installed
+collect_ignore = ["keras_worker.py"]
+
 settings.register_profile(
     "ci",
     derandomize=True,

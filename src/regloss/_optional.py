@@ -25,6 +25,7 @@ EXTRAS = {
     "xgboost": "xgboost",
     "lightgbm": "lightgbm",
     "sklearn": "sklearn",
+    "keras": "keras",
     "distributed": "dask",
 }
 
