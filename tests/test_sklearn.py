@@ -115,3 +115,20 @@ def test_ridge_penalty_shrinks_and_fixed_scale_is_kept() -> None:
     assert np.linalg.norm(ridge.coef_) < np.linalg.norm(free.coef_)
     fixed = rs.RobustLinearRegression(scale=2.0).fit(X, y)
     assert fixed.scale_ == 2.0
+
+
+def test_without_scikit_learn_the_model_names_its_extra() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['sklearn'] = None; sys.modules['sklearn.base'] = None\n"
+        "from regloss.sklearn import RobustLinearRegression, mean_huber_error\n"
+        "print(mean_huber_error([1.0, 2.0], [1.5, 2.0]))\n"
+        "RobustLinearRegression().fit([[0.0], [1.0]], [0.0, 1.0])\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.stdout.strip() == "0.0625"  # the metrics need NumPy only
+    assert "MissingExtra: RobustLinearRegression needs sklearn: pip install 'regloss[sklearn]'" in (
+        proc.stderr
+    )
