@@ -366,3 +366,11 @@ def test_reset_forgets_the_data_and_keeps_the_configuration() -> None:
 def test_every_error_names_the_argument(call: Any, error: type, match: str) -> None:
     with pytest.raises(error, match=match):
         call()
+
+
+@pytest.mark.parametrize("cls", [*SKLEARN, M.MaxError])
+def test_a_metric_merged_into_itself_counts_its_data_twice(cls: type[M.Metric]) -> None:
+    p, t, w = _data(12, n=100)
+    twice = cls().update(p, t, w).update(p, t, w).compute()
+    m = cls().update(p, t, w)
+    _close(m.merge(m).compute(), twice)

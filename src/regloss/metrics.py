@@ -33,6 +33,7 @@ out) or 'raise'.
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -207,6 +208,8 @@ class Metric:
             )
         if other._k is None:
             return self
+        if other is self:  # merging a metric into itself: its data counted twice
+            other = copy.deepcopy(other)
         if self._k is None:
             self._k, self._state = other._k, self._new_state(other._k)
         elif other._k != self._k:
