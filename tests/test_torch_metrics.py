@@ -247,3 +247,17 @@ def test_compute_synchronises_ranks_with_uneven_updates(world: int, tmp_path: An
 def test_every_error_names_the_argument(call: Any, error: type, match: str) -> None:
     with pytest.raises(error, match=match):
         call()
+
+
+@pytest.mark.parametrize(
+    "cls",
+    [tm.MeanSquaredError, tm.R2Score, tm.ExplainedVariance, tm.MaxError, tm.MedianAbsoluteError],
+)
+def test_a_metric_merged_into_itself_counts_its_data_twice(cls: type[tm.Metric]) -> None:
+    p, t, w = _data(15)
+    twice = cls(num_outputs=3)
+    twice.update(p, t, w)
+    twice.update(p, t, w)
+    m = cls(num_outputs=3)
+    m.update(p, t, w)
+    _close(m.merge(m).compute(), twice.compute())

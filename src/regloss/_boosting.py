@@ -12,7 +12,9 @@ from typing import Any
 
 import numpy as np
 
+from . import numpy as _numpy
 from .losses import Loss, resolve
+from .metrics import _weighted_median
 
 __all__ = ["base_score", "grad_hess", "mean_loss", "resolve_loss"]
 
@@ -27,7 +29,8 @@ def resolve_loss(name: str | Loss, params: dict[str, Any]) -> Loss:
     return loss
 
 
-def _residual(y_true: Any, y_pred: Any) -> np.ndarray:
+def _pair(y_true: Any, y_pred: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(predictions, labels shaped like them) in float64."""
     p = np.asarray(y_pred, dtype=np.float64)
     t = np.asarray(y_true, dtype=np.float64)
     if t.size != p.size:
@@ -35,7 +38,12 @@ def _residual(y_true: Any, y_pred: Any) -> np.ndarray:
             f"the labels have {t.size} values but the predictions {p.size}; one label per "
             "prediction (multi-output: an (n, outputs) label matrix)"
         )
-    out: np.ndarray = p - t.reshape(p.shape)
+    return p, t.reshape(p.shape)
+
+
+def _residual(y_true: Any, y_pred: Any) -> np.ndarray:
+    p, t = _pair(y_true, y_pred)
+    out: np.ndarray = p - t
     return out
 
 
@@ -96,8 +104,7 @@ def grad_hess(
         grad = np.asarray(loss.psi(r), dtype=np.float64)
         hess = np.asarray(loss.newton_weight(r, eps=eps), dtype=np.float64)
         if hessian == "newton":
-            w0 = float(np.asarray(loss.weight(np.zeros(1)))[0])
-            floor = 1e-6 * w0 if 0.0 < w0 < np.inf else float(np.finfo(np.float64).smallest_normal)
+            floor = loss.newton_floor(float(np.finfo(np.float64).smallest_normal))
             hess = np.maximum(np.asarray(loss.psi_prime(r), dtype=np.float64), floor)
     w = _weights(weight, r.shape)
     if w is not None:
@@ -106,15 +113,11 @@ def grad_hess(
 
 
 def mean_loss(loss: Loss, y_true: Any, y_pred: Any, weight: Any = None) -> float:
-    """Σ w·ρ(ŷ − y) / Σ w over every prediction."""
-    r = _residual(y_true, y_pred)
-    with np.errstate(over="ignore", invalid="ignore"):
-        rho = np.asarray(loss.rho(r), dtype=np.float64)
-    w = _weights(weight, r.shape)
-    if w is None:
-        return float(np.mean(rho))
-    wb = np.broadcast_to(w, r.shape)
-    return float(np.sum(wb * rho) / np.sum(wb))
+    """Σ w·ρ(ŷ − y) / Σ w over every prediction (the NumPy front-end's weighted mean, in
+    float64)."""
+    p, t = _pair(y_true, y_pred)
+    w = _weights(weight, p.shape)
+    return float(_numpy.loss(loss, p, t, weight=None if w is None else w.reshape(-1)))
 
 
 def base_score(loss: Loss, y: Any, weight: Any = None, iterations: int = 100) -> float:
@@ -123,9 +126,7 @@ def base_score(loss: Loss, y: Any, weight: Any = None, iterations: int = 100) ->
     cannot estimate it for one and starts from 0.5)."""
     t = np.asarray(y, dtype=np.float64).ravel()
     w = np.ones_like(t) if weight is None else np.asarray(weight, dtype=np.float64).ravel()
-    order = np.argsort(t)
-    cdf = np.cumsum(w[order])
-    c = float(t[order][np.searchsorted(cdf, 0.5 * cdf[-1])])
+    c = _weighted_median(t, w)
     for _ in range(iterations):
         r = c - t
         g = float(np.sum(w * np.asarray(loss.psi(r))))

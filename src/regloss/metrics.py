@@ -206,17 +206,19 @@ class Metric:
                 f"{type(self).__name__}.merge: other is {other!r}, not a metric like {self!r}; "
                 "only metrics of one class and configuration merge"
             )
-        if other._k is None:
+        k = other._k
+        if k is None:
             return self
-        if other is self:  # merging a metric into itself: its data counted twice
-            other = copy.deepcopy(other)
+        # merging a metric into itself counts its data twice: from a copy, since the merge
+        # grows the very state it reads
+        state = copy.deepcopy(other._state) if other is self else other._state
         if self._k is None:
-            self._k, self._state = other._k, self._new_state(other._k)
-        elif other._k != self._k:
+            self._k, self._state = k, self._new_state(k)
+        elif k != self._k:
             raise ValueError(
-                f"{type(self).__name__}.merge: other has {other._k} output(s), this one {self._k}"
+                f"{type(self).__name__}.merge: other has {k} output(s), this one {self._k}"
             )
-        self._merge_state(other._state)
+        self._merge_state(state)
         return self
 
     def compute(self) -> Any:
@@ -346,6 +348,22 @@ class _Batch:
     def weight_sum(self) -> Any:
         return self.xp.sum(self.w, axis=0)
 
+    def counted_abs_error(self) -> Any:
+        """|ŷ − y| where it counts for a maximum, −inf elsewhere: kept elements of positive
+        weight, and a kept NaN whatever its weight (it propagates)."""
+        xp = self.xp
+        a = xp.abs(self.p - self.t)
+        counted = self.kept() & ((self.w > 0) | xp.isnan(a))
+        return xp.where(counted, a, -math.inf)
+
+
+def _weighted_mean(total: Any, weight: Any, empty: float) -> Any:
+    """``total / weight`` per output, ``empty`` where no weight was seen."""
+    xp = namespace(weight)
+    some = weight > 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return xp.where(some, total / xp.where(some, weight, 1.0), empty)
+
 
 def _as_real(x: Any, name: str) -> np.ndarray:
     """An array; integers as float64 (scikit-learn's metrics accept integer targets).
@@ -460,9 +478,8 @@ class MeanLoss(Metric):
             s.merge(other[key])
 
     def _means(self) -> np.ndarray:
-        w, wv = self._state["w"].value(), self._state["wv"].value()
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out: np.ndarray = np.where(w > 0, wv / np.where(w > 0, w, 1.0), np.nan)
+        state = self._state
+        out: np.ndarray = _weighted_mean(state["wv"].value(), state["w"].value(), np.nan)
         return out
 
     def _per_output(self) -> np.ndarray:
@@ -662,9 +679,7 @@ class ExplainedVariance(R2Score):
 
     def _parts(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         y = self._state["y"]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            variance = np.where(y.w > 0, y.m2 / np.where(y.w > 0, y.w, 1.0), 0.0)
-        return self._state["r"].m2, y.m2, variance
+        return self._state["r"].m2, y.m2, _weighted_mean(y.m2, y.w, 0.0)
 
     def _state_json(self) -> dict[str, Any]:
         return {"r": self._state["r"].state(), "y": self._state["y"].state()}
@@ -684,10 +699,7 @@ class MaxError(Metric):
         return np.full(k, -np.inf)
 
     def _add(self, batch: _Batch) -> None:
-        a = np.abs(batch.p - batch.t)
-        # kept elements of positive weight count; a kept NaN propagates whatever its weight
-        counted = batch.kept() & ((batch.w > 0) | np.isnan(a))
-        self._state = np.maximum(self._state, np.max(np.where(counted, a, -np.inf), axis=0))
+        self._state = np.maximum(self._state, np.max(batch.counted_abs_error(), axis=0))
 
     def _merge_state(self, other: np.ndarray) -> None:
         self._state = np.maximum(self._state, other)  # NaN wins

@@ -154,11 +154,14 @@ class Loss:
         lifted = xp.where(a < eps, xp.where(r < 0, -floor_r, floor_r), r)
         w = self.weight(lifted)
         fi = xp.finfo(r.dtype)
-        tiny, big = float(fi.smallest_normal), float(fi.max)
-        w0 = float(np.asarray(self.weight(np.zeros(1)))[0])
-        floor = max(1e-6 * w0, tiny) if 0.0 < w0 < math.inf else tiny
         w = xp.where(xp.isnan(w) & ~xp.isnan(r), math.inf, w)  # inf/inf of a growing psi
-        return xp.clip(w, floor, big)
+        return xp.clip(w, self.newton_floor(float(fi.smallest_normal)), float(fi.max))
+
+    def newton_floor(self, tiny: float) -> float:
+        """The least :meth:`newton_weight`: 1e-6 of the weight at 0, or ``tiny`` (the
+        dtype's smallest normal number) where that weight is infinite (kinked losses)."""
+        w0 = float(np.asarray(self.weight(np.zeros(1)))[0])
+        return max(1e-6 * w0, tiny) if 0.0 < w0 < math.inf else tiny
 
     # Fused forms. Defaults are built from the three methods above; a loss overrides them
     # only to save passes over memory, never to change the mathematics. With

@@ -372,7 +372,8 @@ class MeanLoss(Metric):
     def _means(self, states: dict[str, torch.Tensor]) -> torch.Tensor:
         w = _pair_value(states["w_hi"], states["w_lo"])
         v = _pair_value(states["v_hi"], states["v_lo"])
-        return torch.where(w > 0, v / torch.where(w > 0, w, 1.0), torch.nan)
+        out: torch.Tensor = _m._weighted_mean(v, w, torch.nan)
+        return out
 
     def _per_output(self, states: dict[str, torch.Tensor]) -> tuple[Any, Any]:
         return self._means(states), None
@@ -481,8 +482,7 @@ class ExplainedVariance(Metric):
         return {**_merge_moments(a, b, "r"), **_merge_moments(a, b, "y")}
 
     def _per_output(self, states: dict[str, torch.Tensor]) -> tuple[Any, Any]:
-        w = states["y_w"]
-        variance = torch.where(w > 0, states["y_m2"] / torch.where(w > 0, w, 1.0), 0.0)
+        variance = _m._weighted_mean(states["y_m2"], states["y_w"], 0.0)
         return _m._explained(states["r_m2"], states["y_m2"]), variance
 
 
@@ -495,9 +495,7 @@ class MaxError(Metric):
     STATES: ClassVar[dict[str, float]] = {"max": -float("inf")}
 
     def _update_states(self, batch: _m._Batch) -> dict[str, torch.Tensor]:
-        a = (batch.p - batch.t).abs()
-        counted = batch.kept() & ((batch.w > 0) | torch.isnan(a))
-        return {"max": torch.where(counted, a, -torch.inf).amax(dim=0)}
+        return {"max": batch.counted_abs_error().amax(dim=0)}
 
     def _merge_states(
         self, a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]
