@@ -1,4 +1,5 @@
-"""Shared test configuration: hypothesis profiles and float64 JAX."""
+"""Shared test configuration: hypothesis profiles, float64 JAX, and the generated kernels
+built before the tests start."""
 
 from __future__ import annotations
 
@@ -29,6 +30,20 @@ settings.register_profile(
 settings.register_profile("dev", max_examples=200, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
-# Generated kernels build in the background and take over once ready; the suite's exact
-# comparisons must not depend on that timing. tests/test_kernels.py turns them on itself.
-os.environ.setdefault("REGLOSS_KERNELS", "0")
+
+def pytest_configure(config: object) -> None:
+    """The suite runs with the generated kernels as a user gets them: on. A kernel is
+    built when a call first asks for it, before that call runs; building every kernel of
+    tests/settings.py (both dtypes, and the NLLs') here first, two at a time, into the
+    disk cache, lets the test processes load them in milliseconds instead of each
+    compiling its own (the controller only: xdist's workers find them on disk)."""
+    if hasattr(config, "workerinput"):
+        return
+    from regloss._kernels import c
+    from regloss.losses import available_nll_losses, form_of, get_definition, get_nll_loss
+    from tests.settings import SETTINGS
+
+    forms = [form_of(get_definition(name, **p)) for name, p in SETTINGS]
+    for name in available_nll_losses():
+        forms += [form_of(get_nll_loss(name), log) for log in (False, True)]
+    c.warm(forms, ("float32", "float64"), jobs=os.cpu_count() or 2)

@@ -28,7 +28,7 @@ Chunk = tuple[np.ndarray, np.ndarray, np.ndarray | None]
 @pytest.fixture(autouse=True)
 def _kernels_on(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("REGLOSS_KERNELS", "1")
-    if _fused.library(wait=True) is None:
+    if _fused.library() is None:
         from regloss._kernels import c
 
         pytest.fail(f"the diagnose pass did not build: {c.status()}")

@@ -81,7 +81,12 @@ def test_the_local_count_reads_nothing_back_to_the_host() -> None:
     real tensors it equals the weighted count of kept elements."""
     from torch._subclasses.fake_tensor import FakeTensorMode
 
-    from regloss.torch._distributed import local_count
+    from regloss._reduction import SUM, Options
+    from regloss._validate import prepare
+    from regloss.torch._distributed import local_count as count
+
+    def local_count(p: Any, t: Any, w: Any, m: Any, nan_policy: str, _: bool) -> Any:
+        return count(prepare(torch, p, t, Options(SUM, w, m, nan_policy)))
 
     g = torch.Generator().manual_seed(1)
     t = torch.randn(5, 3, generator=g)

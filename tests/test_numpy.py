@@ -11,7 +11,8 @@ from tests.reference import RHO, reduce
 from tests.settings import params
 
 import regloss
-from regloss import _reduce
+from regloss import _eager
+from regloss._thresholds import THRESHOLDS
 from regloss import numpy as rnp
 
 PRED = np.array([1.5, 2.0, 4.0])
@@ -134,13 +135,20 @@ def test_lists_are_accepted() -> None:
     assert rnp.mse([1.5, 2.0, 4.0], [1.0, 2.0, 3.0]) == pytest.approx(0.41666666)
 
 
-@pytest.mark.parametrize("name", ["mse", "mae", "huber", "smooth_l1"])
+@pytest.mark.parametrize("name", ["mse", "mae", "huber", "smooth_l1", "cauchy"])
 def test_blocked_path_equals_single_pass(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
     rng = np.random.default_rng(3)
     p, t = rng.normal(size=(100, 37)), rng.normal(size=(100, 37))
-    v1, g1 = rnp.value_and_grad(name, p, t)
-    monkeypatch.setattr(_reduce, "BLOCK", 64)  # 3700 elements -> 58 blocks
-    v2, g2 = rnp.value_and_grad(name, p, t)
+    with rnp.use_route("eager"):
+        v1, g1 = rnp.value_and_grad(name, p, t)
+    monkeypatch.setattr(_eager, "BLOCK", 64)  # 3700 elements -> 58 blocks
+    small = THRESHOLDS["eager_blocks"]._replace(value=256)
+    monkeypatch.setitem(THRESHOLDS, "eager_blocks", small)
+    if name == "mse":  # a linear gradient keeps the residual: nothing to block
+        assert rnp.explain(name, p, t).route == "eager"
+        return
+    with rnp.use_route("eager_blocked"):
+        v2, g2 = rnp.value_and_grad(name, p, t)
     assert v2 == pytest.approx(v1, rel=1e-12)
     np.testing.assert_allclose(g2, g1, rtol=1e-12)
 
@@ -159,7 +167,7 @@ def test_generated_functions_have_signatures_and_docs() -> None:
 
 # --- value_and_grad(out=) -------------------------------------------------------------------
 
-_LONG = 3 * _reduce.INTO_BLOCK + 5  # several blocks and a ragged last one
+_LONG = 3 * _eager.INTO_BLOCK + 5  # several blocks and a ragged last one
 
 
 def _out_case(kind: str, n: int) -> tuple[np.ndarray, np.ndarray, dict]:

@@ -183,10 +183,10 @@ def test_vector_quantiles_map_onto_the_last_dimension() -> None:
 
 
 def test_vector_quantiles_on_an_input_large_enough_to_be_blocked() -> None:
-    from regloss import _reduce
+    from regloss import _eager
 
     levels = (0.1, 0.5, 0.9)
-    rows = 4 * _reduce.BLOCK // 3 + 1000  # more than 4 blocks of elements
+    rows = 4 * _eager.BLOCK // 3 + 1000  # more than 4 blocks of elements
     rng = np.random.default_rng(4)
     yhat, y = rng.normal(size=(rows, 3)), rng.normal(size=(rows, 3))
     per_level = [

@@ -313,7 +313,7 @@ def test_no_warning_when_every_input_requires_grad(name: str) -> None:
     including the weight checks' error messages and the NLLs' variance check."""
     import warnings
 
-    import regloss._reduce as reduce_module
+    from regloss import _eager
     from regloss.torch import nll
 
     g = torch.Generator().manual_seed(11)
@@ -333,7 +333,7 @@ def test_no_warning_when_every_input_requires_grad(name: str) -> None:
             warnings.simplefilter("error")
             for kw in kinds:
                 rtf.loss(name, x, t, **kw).sum().backward()
-            n = 4 * reduce_module.BLOCK + 1  # the CPU's blocked eager path
+            n = 4 * _eager.BLOCK + 1  # the CPU's blocked eager path
             rtf.loss(name, leaf(n), torch.zeros(n)).backward()
             with pytest.raises(ValueError, match="negative"):
                 rtf.loss(name, x, t, weight=(w - 2.0).detach().requires_grad_())

@@ -78,18 +78,20 @@ def test_gradients_carry_no_graph(monkeypatch: pytest.MonkeyPatch, name: str, ke
     first, so wherever the reduction's scale was a tensor, e.g. a weighted or masked mean,
     the gradient buffer handed on was a differentiable output: x.grad required grad and
     held the loss's graph and saved inputs until the next zero_grad.)"""
-    from regloss._kernels import c
-    from regloss.losses import get_loss, get_nll_loss
+    import contextlib
 
-    monkeypatch.setenv("REGLOSS_KERNELS", "1" if kernels == "generated" else "0")
     nll = name in regloss.available_nll_losses()
-    if kernels == "generated":
-        spec = c.NLLSpec(get_nll_loss(name), False) if nll else get_loss(name)
-        c.kernel(spec, "float32", wait=True)
+
+    # 'generated': the routes a user gets (the generated kernel where it serves)
+    def forced() -> Any:
+        return rt.use_route("eager") if kernels == "eager" else contextlib.nullcontext()
+
     fn = getattr(rt, f"{name}_loss") if nll else None
     shape = (16, 3)
     for kind in OPTION_IDS:
         for reduction in ("mean", "sum", "batchmean"):
+            context = forced()
+            context.__enter__()
             x = torch.randn(shape, requires_grad=True)
             t = torch.randn(shape, requires_grad=True)
             kw = {"reduction": reduction, **_option(kind, shape)}
@@ -103,6 +105,7 @@ def test_gradients_carry_no_graph(monkeypatch: pytest.MonkeyPatch, name: str, ke
                 rtf.loss(name, x, t, **kw).backward()
                 _no_graph(x.grad, t.grad)
                 _no_graph(*torch.autograd.grad(rtf.loss(name, x, t, **kw), (x, t)))
+            context.__exit__(None, None, None)
 
 
 @pytest.mark.parametrize("kind", OPTION_IDS)
@@ -199,15 +202,16 @@ def test_backward_allocates_no_second_gradient_buffer(
     in), which the backward hands on as the gradient. Neither the zero gradients autograd
     materialises for unused outputs (0.6 ms at 2^20) nor a psi * grad product is allowed."""
     n = 4096
-    if kernels == "generated":
-        from regloss._kernels import c
-
-        monkeypatch.setenv("REGLOSS_KERNELS", "1")
-        assert c.kernel(regloss.get_loss(name, **p), "float32", wait=True) is not None
     x = torch.randn(n, requires_grad=True)
     target = torch.randn(n)
+    if kernels == "generated" and name not in ("mse", "mae", "huber", "smooth_l1"):
+        assert rtf.explain(name, x, target, reduction, **p).route == "c_kernel"
     with _Allocations(n) as fwd:
-        loss = rtf.loss(name, x, target, reduction=reduction, **p)
+        if kernels == "eager":
+            with rt.use_route("eager"):
+                loss = rtf.loss(name, x, target, reduction=reduction, **p)
+        else:
+            loss = rtf.loss(name, x, target, reduction=reduction, **p)
     with _Allocations(n) as bwd:
         loss.backward()
     assert x.grad is not None
@@ -372,25 +376,25 @@ def test_cache_blocking_is_for_the_cpu_only(
     """Blocking keeps temporaries in a CPU cache; on another device every block is a round of
     kernel launches (on an H200 the blocked eager Cauchy took 300x the unblocked time at
     2^26). The meta device stands in for CUDA: the blocked path must not run there."""
-    from regloss import _reduce
+    from regloss import _eager
 
     calls: list[str] = []
-    blocked = _reduce._blocked
+    blocked = _eager.forward_blocked
 
     def spy(*args: Any, **kwargs: Any) -> Any:
         calls.append(str(args[2].prediction.device))
         return blocked(*args, **kwargs)
 
-    monkeypatch.setattr(_reduce, "_blocked", spy)
+    monkeypatch.setattr(_eager, "forward_blocked", spy)
+    monkeypatch.setenv("REGLOSS_KERNELS", "0")  # else the generated kernel serves the CPU
     for device in ("meta", "cpu"):
         x = torch.zeros(BIG, device=device, requires_grad=True)
         rtf.loss(name, x, torch.zeros(BIG, device=device), **p).backward()
         assert x.grad is not None and x.grad.device.type == device
-    from regloss.torch._native import NATIVE
-
     loss = regloss.get_loss(name, **p)
     # PyTorch's own kernel serves the native ones; a linear psi needs no temporary to block
-    cpu_blocks = type(loss) not in NATIVE and loss.psi_slope is None
+    native = name in ("mse", "mae", "huber", "smooth_l1")
+    cpu_blocks = not native and loss.psi_slope is None
     assert calls == (["cpu"] if cpu_blocks else [])
 
 

@@ -86,7 +86,7 @@ CASES: list[Any] = [
         np.zeros(3, F64),
         {"reduction": "avg"},
         ValueError,
-        r"reduction must be one of 'none', 'sum', 'mean', 'batchmean', got 'avg'",
+        r"reduction must be one of 'none', 'sum', 'mean', 'batchmean'(, 'global_mean')?, got 'avg'",
         id="reduction",
     ),
     pytest.param(
@@ -203,10 +203,11 @@ def test_error_message(
 def test_mixed_libraries_are_refused() -> None:
     with pytest.raises(TypeError, match=r"target must be a torch\.Tensor, got ndarray; convert"):
         rtf.loss("mse", torch.zeros(2), np.zeros(2))  # type: ignore[arg-type]
+    from regloss._reduction import MEAN, Options
     from regloss._validate import prepare
 
     with pytest.raises(TypeError, match="prediction is a torch array but target is a numpy array"):
-        prepare(np, torch.zeros(2), np.zeros(2))
+        prepare(np, torch.zeros(2), np.zeros(2), Options(MEAN))
 
 
 def test_nan_raise_ignores_masked_positions() -> None:

@@ -188,22 +188,15 @@ def torch_cells(
 
 def prepare_kernels(dtypes: Sequence[str] = ("float32",)) -> dict[str, float]:
     """Build (or load from the disk cache) the generated CPU kernel of every registered
-    loss and NLL at its default parameters before timing, so that measurements compare
-    the kernels rather than the eager path that runs while they compile. Returns the build
-    or load time per kernel ('' for none: no compiler, or REGLOSS_KERNELS=0)."""
+    loss and NLL at its default parameters before timing, so that a measurement never
+    includes a first call's build. Returns the build or load time per kernel (none where
+    there is no compiler, or REGLOSS_KERNELS=0)."""
     from ._kernels import c
-    from .losses import available_losses, get_loss
-    from .losses._nll import available_nll_losses, get_nll_loss
+    from .losses import available_losses, available_nll_losses, form_of, get_loss, get_nll_loss
 
-    out: dict[str, float] = {}
-    specs: list[Any] = [get_loss(n) for n in available_losses()]
-    specs += [c.NLLSpec(get_nll_loss(n), False) for n in available_nll_losses()]
-    for spec in specs:
-        for dt in dtypes:
-            k = c.kernel(spec, dt, wait=True)
-            if k is not None:
-                out[f"{spec!r} {dt}"] = k.compile_s
-    return out
+    forms: list[Any] = [form_of(get_loss(n)) for n in available_losses()]
+    forms += [form_of(get_nll_loss(n)) for n in available_nll_losses()]
+    return c.warm(forms, tuple(dtypes))
 
 
 def _weighted(f: Callable[..., Any]) -> Callable[..., Any]:

@@ -5,8 +5,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 
-from .losses import Loss
-from .losses._base import _REGISTRY
+from .losses import Loss, PairLoss, registered, registered_nll
 
 __all__ = ["OPTION_DOC", "log_flag", "loss_signature_params", "module_names", "torch_names"]
 
@@ -45,12 +44,10 @@ broadcast : bool, default False
 
 def log_flag(name: str) -> str:
     """Keyword that says the NLL's third input is a logarithm: ``log_var``, ``log_scale``."""
-    from .losses._nll import _NLL_REGISTRY
-
-    return f"log_{_NLL_REGISTRY[name].scale_input}"
+    return f"log_{registered_nll()[name].scale_input}"
 
 
-def loss_signature_params(cls: type[Loss]) -> list[inspect.Parameter]:
+def loss_signature_params(cls: type[Loss] | type[PairLoss]) -> list[inspect.Parameter]:
     """Keyword-only parameters of a loss, with defaults, for generated signatures."""
     out = []
     for f in dataclasses.fields(cls):
@@ -66,7 +63,7 @@ def _camel(name: str) -> str:
 def torch_names() -> dict[str, str]:
     """Functional name -> registry name, the torch-compatible name first, then the rule."""
     out: dict[str, str] = {}
-    for name in _REGISTRY:
+    for name in registered():
         if name in _TORCH_FUNCTIONAL:
             out[_TORCH_FUNCTIONAL[name]] = name
         out[f"{name}_loss"] = name
@@ -76,7 +73,7 @@ def torch_names() -> dict[str, str]:
 def module_names() -> dict[str, str]:
     """Module class name -> registry name (``MSELoss``, ``HuberLoss``, ``MseLoss``...)."""
     out: dict[str, str] = {}
-    for name in _REGISTRY:
+    for name in registered():
         if name in _TORCH_MODULE:
             out[_TORCH_MODULE[name]] = name
         out[f"{_camel(name)}Loss"] = name

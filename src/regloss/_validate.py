@@ -14,48 +14,61 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ._namespace import backend_name, promoted_dtype
+from ._reduction import Options, Reduction, check_reduction
 from ._typing import Array
 
 __all__ = [
     "NAN_POLICIES",
-    "REDUCTIONS",
-    "TORCH_REDUCTIONS",
     "Prepared",
     "check_loss_param",
+    "check_mask",
     "check_nan_policy",
     "check_param_array",
-    "check_reduction",
     "check_scale_input",
     "check_scale_param",
     "check_tensor",
+    "check_weight",
+    "check_weight_values",
+    "has_negative",
+    "is_traced",
     "prepare",
 ]
 
-REDUCTIONS = ("none", "sum", "mean", "batchmean")
-#: regloss.torch's reductions: also the mean over every rank (torch/_distributed.py)
-TORCH_REDUCTIONS = (*REDUCTIONS, "global_mean")
 NAN_POLICIES = ("propagate", "omit", "raise")
 _HALF = frozenset({"float16", "bfloat16"})
 
 
 class Prepared(NamedTuple):
-    """Checked inputs, ready for :mod:`regloss._reduce`."""
+    """Checked inputs, ready for a backend."""
 
-    prediction: Array
-    target: Array
+    #: prediction, target (and an NLL's scale input), as given (not yet cast)
+    inputs: tuple[Array, ...]
     #: Broadcast shape of prediction and target (equal to both unless ``broadcast=True``).
     shape: tuple[int, ...]
     #: Non-negative weights broadcastable to ``shape``, or None.
     weight: Array | None
     #: Boolean "use this element" array broadcastable to ``shape``, or None for all.
     keep: Array | None
-    reduction: str
+    reduction: Reduction
     #: True when the inputs are float16/bfloat16 and are computed in float32.
     upcast: bool
     #: False while the weights' values (finite, >= 0, within the compute dtype) are not yet
     #: checked: CPU weights are checked by the generated weighted kernel in its own pass,
-    #: or by :func:`check_weight_values` before any other use (``_reduce._factor``).
+    #: or by :func:`check_weight_values` before any other use (the eager factor).
     weight_checked: bool = True
+
+    @property
+    def prediction(self) -> Array:
+        return self.inputs[0]
+
+    @property
+    def target(self) -> Array:
+        return self.inputs[1]
+
+    @property
+    def plain(self) -> bool:
+        """No weight and no mask (nor NaN omission)."""
+        return self.weight is None and self.keep is None
 
 
 def check_loss_param(
@@ -98,7 +111,7 @@ def check_scale_param(loss: str, name: str, value: Any, *, allow_zero: bool = Fa
 def check_param_array(loss: str, name: str, value: Array, *, positive: bool) -> None:
     """A tuning parameter given as an array (per element): finite, and > 0 with
     ``positive``; values that cannot be inspected (traced, meta, fake) are taken as given."""
-    if _is_traced(value):
+    if is_traced(value):
         return
     arr = np.asarray(value.detach().cpu() if backend_name(value) == "torch" else value)
     if not np.all(np.isfinite(arr)) or (positive and not np.all(arr > 0)):
@@ -114,22 +127,6 @@ def check_tensor(name: str, x: Any, *, optional: bool = False) -> None:
         f"{name} must be a torch.Tensor, got {type(x).__name__}; "
         f"convert it with torch.as_tensor({name})"
     )
-
-
-def check_reduction(reduction: Any, allowed: tuple[str, ...] = REDUCTIONS) -> str:
-    """``reduction`` if it is one of ``allowed`` (:data:`REDUCTIONS`, or regloss.torch's
-    :data:`TORCH_REDUCTIONS`)."""
-    if reduction not in allowed:
-        hint = ""
-        if reduction == "global_mean":
-            hint = (
-                "; 'global_mean' (the mean over every rank of torch.distributed) is a "
-                "regloss.torch reduction: use 'mean' here"
-            )
-        raise ValueError(
-            f"reduction must be one of {', '.join(map(repr, allowed))}, got {reduction!r}{hint}"
-        )
-    return str(reduction)
 
 
 def check_nan_policy(nan_policy: Any) -> str:
@@ -169,7 +166,7 @@ def _shape(x: Array) -> tuple[int, ...]:
     return tuple(int(s) for s in x.shape)
 
 
-def _is_traced(x: Array) -> bool:
+def is_traced(x: Array) -> bool:
     """True where values cannot be inspected: a JAX tracer (jit/grad/vmap), or a torch
     tensor on the meta device, a FakeTensor, or one seen by torch.compile or torch.func.
 
@@ -217,9 +214,7 @@ def _to_numpy(x: Array) -> Any:
     return np.asarray(x)
 
 
-def _check_weight(
-    xp: Any, weight: Array, shape: tuple[int, ...], compute: Any, reduction: str
-) -> Array:
+def check_weight(xp: Any, weight: Array, shape: tuple[int, ...]) -> Array:
     """The weights' dtype and shape (viewed to broadcast to ``shape``); their values are
     :func:`_check_weight_values`'s."""
     if backend_name(weight) == "numpy" and not isinstance(weight, np.ndarray):
@@ -232,15 +227,15 @@ def _check_weight(
     return _per_sample_view(xp, "weight", weight, shape)
 
 
-def _check_weight_values(xp: Any, weight: Array, compute: Any, reduction: str) -> None:
-    if _is_traced(weight):
+def _check_weight_values(xp: Any, weight: Array, compute: Any, reduction: Reduction) -> None:
+    if is_traced(weight):
         return
     # One pass (torch.aminmax) and one synchronisation on the happy path; NaN makes
     # lo >= 0 false, so the detailed count runs only when something is wrong.
     lo, hi = _extremes(xp, weight)
     if not (lo >= 0.0 and math.isfinite(hi)):
         _explain_bad_weights(xp, weight)
-    if reduction not in ("mean", "batchmean"):  # means rescale the weights first
+    if not reduction.rescales_weights:  # normalised means rescale the weights first
         limit = float(xp.finfo(compute).max)
         if hi > limit:
             name = str(compute).removeprefix("torch.")
@@ -259,17 +254,17 @@ def check_weight_values(xp: Any, prep: Prepared, compute: Any) -> None:
         _check_weight_values(xp, prep.weight, compute, prep.reduction)
 
 
-def _deferrable(xp: Any, weight: Array, keep: Array | None, reduction: str) -> bool:
+def _deferrable(xp: Any, weight: Array, keep: Array | None, reduction: Reduction) -> bool:
     """Whether the weights' value check may wait for the generated weighted kernel, which
     finds the weights' extremes in its own pass: a reduction to one number without a
     mask, and weights on the CPU (a NumPy array or a plain CPU tensor; the GPU kernels
     and traced inputs take the check as before)."""
-    if keep is not None or reduction == "none":
+    if keep is not None or reduction.elementwise:
         return False
     name = backend_name(weight)
     if name == "numpy":
         return True
-    return name == "torch" and weight.device.type == "cpu" and not _is_traced(weight)
+    return name == "torch" and weight.device.type == "cpu" and not is_traced(weight)
 
 
 def _float(v: Any) -> float:
@@ -302,7 +297,7 @@ def _explain_bad_weights(xp: Any, weight: Array) -> None:
     )
 
 
-def _check_mask(xp: Any, mask: Array, shape: tuple[int, ...]) -> Array:
+def check_mask(xp: Any, mask: Array, shape: tuple[int, ...]) -> Array:
     if backend_name(mask) == "numpy" and not isinstance(mask, np.ndarray):
         mask = np.asarray(mask)
     dt = _dtype_name(mask)
@@ -315,7 +310,7 @@ def _check_mask(xp: Any, mask: Array, shape: tuple[int, ...]) -> Array:
 
 
 def _raise_on_nan(xp: Any, name: str, x: Array, keep: Array | None, shape: tuple[int, ...]) -> None:
-    if _is_traced(x):
+    if is_traced(x):
         raise ValueError(
             "nan_policy='raise' cannot inspect values while tracing (jax.jit/grad/vmap, "
             "torch.compile, torch.func, meta or fake tensors); check the data before "
@@ -334,19 +329,10 @@ def _raise_on_nan(xp: Any, name: str, x: Array, keep: Array | None, shape: tuple
         )
 
 
-def prepare(
-    xp: Any,
-    prediction: Array,
-    target: Array,
-    *,
-    reduction: str = "mean",
-    weight: Array | None = None,
-    mask: Array | None = None,
-    nan_policy: str = "propagate",
-    broadcast: bool = False,
-) -> Prepared:
-    """Check the inputs of a loss call; see the front-ends for the meaning of each argument."""
-    if reduction not in REDUCTIONS:
+def prepare(xp: Any, prediction: Array, target: Array, options: Options) -> Prepared:
+    """Check the inputs of a loss call; see the front-ends for the meaning of each option."""
+    reduction, weight, mask, nan_policy = options[:4]
+    if not isinstance(reduction, Reduction):
         check_reduction(reduction)
     if nan_policy not in NAN_POLICIES:
         check_nan_policy(nan_policy)
@@ -359,7 +345,7 @@ def prepare(
     shape = tuple(prediction.shape)
     if shape != tuple(target.shape):
         ps, ts = _shape(prediction), _shape(target)
-        if not broadcast:
+        if not options.broadcast:
             raise ValueError(
                 f"target has shape {ts} but prediction has shape {ps}; reshape one "
                 "(e.g. target.view_as(prediction) or target.reshape(prediction.shape)) "
@@ -373,15 +359,15 @@ def prepare(
             ) from None
     if 0 in shape:
         raise ValueError(f"prediction is empty (shape {shape}); a loss needs at least one element")
-    if reduction == "batchmean" and not shape:
+    if reduction.per_sample and not shape:
         raise ValueError(
             "reduction='batchmean' averages over dimension 0, but the inputs are 0-d; "
             "use reduction='mean' or 'sum'"
         )
     if weight is None and mask is None and nan_policy == "propagate":
-        return Prepared(prediction, target, shape, None, None, reduction, upcast)
+        return Prepared((prediction, target), shape, None, None, reduction, upcast)
 
-    keep = None if mask is None else _check_mask(xp, mask, shape)
+    keep = None if mask is None else check_mask(xp, mask, shape)
     if nan_policy == "omit":
         present = xp.logical_not(xp.isnan(target))
         keep = present if keep is None else xp.logical_and(keep, present)
@@ -392,14 +378,14 @@ def prepare(
     checked = True
     if weight is not None:
         compute = xp.float32 if upcast else promoted_dtype(xp, prediction, target)
-        w = _check_weight(xp, weight, shape, compute, reduction)
+        w = check_weight(xp, weight, shape)
         checked = not _deferrable(xp, w, keep, reduction)
         if checked:
             _check_weight_values(xp, w, compute, reduction)
-    return Prepared(prediction, target, shape, w, keep, reduction, upcast, checked)
+    return Prepared((prediction, target), shape, w, keep, reduction, upcast, checked)
 
 
-def _has_negative(xp: Any, x: Array) -> bool:
+def has_negative(xp: Any, x: Array) -> bool:
     """Whether ``x`` holds a value below 0, from one reduction and one read (a comparison,
     any() and bool() cost three times that on small inputs); the minimum is NaN where x
     holds a NaN, which can hide a negative value: then the comparison decides."""
@@ -433,7 +419,7 @@ def check_scale_input(
             f"{shape}; give it the prediction's shape, one dimension less (one value per row) "
             f"or one that broadcasts to it (e.g. {example})"
         )
-    if not log_input and not _is_traced(s) and _has_negative(xp, s):
+    if not log_input and not is_traced(s) and has_negative(xp, s):
         raise ValueError(
             f"{name} has negative entry/entries ({int(xp.sum(s < 0))} below 0); it must "
             f"be >= 0 (values below eps are floored), or pass its logarithm with "

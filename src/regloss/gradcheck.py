@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from . import numpy as rnp
-from ._validate import REDUCTIONS
+from ._reduction import REDUCTIONS
 from .losses import Loss, resolve
 
 __all__ = ["Check", "GradientReport", "check_gradients", "check_nll_gradients"]

@@ -1,10 +1,12 @@
 """JAX front-end: every registered loss as a function with analytic derivatives.
 
-Each loss's elementwise ``rho`` is wrapped in :func:`jax.custom_jvp` whose tangent is the
-loss's ``psi``, itself a ``custom_jvp`` whose tangent is ``psi_prime``; reductions,
-weights and masks are the shared :mod:`regloss._reduce` code on ``jax.numpy``. So
-``jax.grad`` gives the analytic gradient, ``jax.hessian`` the analytic second derivative,
-and everything works under ``jit`` and ``vmap``.
+Each loss's elementwise value is wrapped in :func:`jax.custom_jvp` whose tangent is the
+form's gradient, itself a ``custom_jvp`` whose tangent is the Hessian; reductions, weights
+and masks are the shared eager code on ``jax.numpy``. So ``jax.grad`` gives the analytic
+gradient, ``jax.hessian`` the analytic second derivative, and everything works under
+``jit`` and ``vmap``. The route table (:data:`TABLE`) has two rows: ``autodiff`` where a
+parameter is traced (JAX differentiates the overflow-safe formula, in the parameter too),
+``custom_jvp`` otherwise; :func:`explain` names the one a call takes.
 
 Under tracing (``jit``, ``grad``, ``vmap``) the value checks that need concrete data
 (negative or non-finite weights, ``nan_policy='raise'``) cannot run: weights are then
@@ -24,11 +26,10 @@ Examples
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import inspect
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ._optional import missing
 
@@ -38,66 +39,130 @@ try:
 except ImportError:
     raise missing("jax", "regloss.jax") from None  # one line naming the extra
 
-from . import _reduce
+from . import _eager
+from ._backend import compute_dtype, factor
+from ._dispatch import Explanation, Route, Table
 from ._frontend import OPTION_DOC, loss_signature_params
+from ._reduction import Options, get_reduction
 from ._typing import Array, NanPolicy, QuantileLevels, Reduction
-from ._validate import check_scale_input, prepare
-from .losses import Loss, available_losses, resolve
-from .losses._base import _REGISTRY, AutodiffForm
-from .losses._nll import (
-    _NLL_REGISTRY,
-    LogForm,
-    NLLLoss,
+from ._validate import Prepared, check_scale_input, prepare
+from .losses import (
+    AutodiffForm,
+    Form,
+    Loss,
+    PairLoss,
+    available_losses,
     available_nll_losses,
-    in_form,
+    form_of,
+    registered,
+    registered_nll,
+    resolve_definition,
     resolve_nll,
 )
 
-__all__ = ["loss", "nll", "psi", "rho", *available_losses(), *available_nll_losses()]
+__all__ = [
+    "explain",
+    "loss",
+    "nll",
+    "psi",
+    "rho",
+    "use_route",
+    *available_losses(),
+    *available_nll_losses(),
+]
 
 
-@functools.lru_cache(maxsize=128)  # bounded: an annealed parameter makes a new spec per value
-def _elementwise(spec: Loss) -> tuple[Callable[[Array], Array], Callable[[Array], Array]]:
-    """``(rho, psi)`` of ``spec`` with analytic JVPs (psi, then psi_prime)."""
+@functools.lru_cache(maxsize=128)  # bounded: an annealed parameter makes a new form per value
+def _elementwise(form: Form) -> tuple[Callable[..., Array], Callable[..., Any]]:
+    """``(value, grad)`` of ``form`` with analytic JVPs (the gradient, then the Hessian)."""
 
     @jax.custom_jvp
-    def psi_fn(r: Array) -> Array:
-        return spec.psi(r)
+    def grad_fn(*args: Array) -> tuple[Array, ...]:
+        return tuple(form.grad(*args))
 
-    @psi_fn.defjvp
-    def _psi_jvp(primals: tuple[Array], tangents: tuple[Array]) -> tuple[Array, Array]:
-        (r,), (dr,) = primals, tangents
-        return psi_fn(r), spec.psi_prime(r) * dr
+    @grad_fn.defjvp
+    def _grad_jvp(primals: tuple[Array, ...], tangents: tuple[Array, ...]) -> Any:
+        h = form.hess(*primals)
+        if len(primals) == 1:
+            hv: tuple[Array, ...] = (h[0] * tangents[0],)
+        else:
+            d0, d1 = tangents
+            hv = (h[0] * d0 + h[1] * d1, h[1] * d0 + h[2] * d1)
+        return grad_fn(*primals), hv
 
     @jax.custom_jvp
-    def rho_fn(r: Array) -> Array:
-        return spec.rho(r)
+    def value_fn(*args: Array) -> Array:
+        return form.value(*args)
 
-    @rho_fn.defjvp
-    def _rho_jvp(primals: tuple[Array], tangents: tuple[Array]) -> tuple[Array, Array]:
-        (r,), (dr,) = primals, tangents
-        return rho_fn(r), psi_fn(r) * dr
+    @value_fn.defjvp
+    def _value_jvp(primals: tuple[Array, ...], tangents: tuple[Array, ...]) -> Any:
+        grads = grad_fn(*primals)
+        out = grads[0] * tangents[0]
+        for g, t in zip(grads[1:], tangents[1:], strict=True):
+            out = out + g * t
+        return value_fn(*primals), out
 
-    return rho_fn, psi_fn
+    return value_fn, grad_fn
 
 
-@dataclasses.dataclass(frozen=True)
-class _Differentiable(Loss):
-    """A loss whose rho carries the analytic custom_jvp (for the shared reductions)."""
+class Facts(NamedTuple):
+    """What a JAX call is: the route table's input."""
 
-    spec: Loss = dataclasses.field(default_factory=Loss)
+    form: Form
+    #: a parameter is a JAX array or tracer
+    traced_params: bool
 
-    def rho(self, r: Array) -> Array:
-        return _elementwise(self.spec)[0](r)
 
-    def psi(self, r: Array) -> Array:
-        return _elementwise(self.spec)[1](r)
+def _when_autodiff(f: Facts) -> str | None:
+    return None if f.traced_params else "no parameter is a JAX array or tracer"
 
-    def psi_prime(self, r: Array) -> Array:
-        return self.spec.psi_prime(r)
+
+def _when_custom_jvp(f: Facts) -> str | None:
+    return "a traced parameter (autodiff differentiates it)" if f.traced_params else None
+
+
+def _run_autodiff(form: Form, prep: Prepared) -> Array:
+    return _eager.forward(AutodiffForm(form), jnp, prep, False).value
+
+
+def _run_custom_jvp(form: Form, prep: Prepared) -> Array:
+    dtype = compute_dtype(jnp, prep)
+    args = _eager.arguments(form, jnp, prep, dtype, differentiable=True)
+    if len(args) > 1 and any(tuple(a.shape) != prep.shape for a in args):
+        args = tuple(jnp.broadcast_to(a, prep.shape) for a in args)
+    value = _elementwise(form)[0](*args)
+    f = factor(jnp, prep, dtype)
+    if f is not None:
+        value = value * f
+    red = prep.reduction
+    if red.elementwise:
+        return jnp.broadcast_to(value, prep.shape)
+    scale = red.scale(jnp, prep.shape, f)
+    total = jnp.sum(value)
+    return total if isinstance(scale, float) and scale == 1.0 else total * scale
+
+
+TABLE = Table(
+    "jax",
+    [
+        Route(
+            "autodiff",
+            _when_autodiff,
+            _run_autodiff,
+            "traced parameters: JAX differentiates the overflow-safe formula",
+        ),
+        Route(
+            "custom_jvp",
+            _when_custom_jvp,
+            _run_custom_jvp,
+            "custom_jvp: analytic gradient and Hessian, reduced by jax.numpy",
+        ),
+    ],
+)
 
 
 def _prepare(
+    form: Form,
     prediction: Array,
     target: Array,
     reduction: str,
@@ -105,41 +170,76 @@ def _prepare(
     mask: Array | None,
     nan_policy: str,
     broadcast: bool,
-) -> Any:
-    """The checked inputs, as JAX arrays."""
-    return prepare(
-        jnp,
-        jnp.asarray(prediction),
-        jnp.asarray(target),
-        reduction=reduction,
-        weight=None if weight is None else jnp.asarray(weight),
-        mask=None if mask is None else jnp.asarray(mask),
-        nan_policy=nan_policy,
-        broadcast=broadcast,
+    scale: Any = None,
+) -> Prepared:
+    """The checked inputs, as JAX arrays (an NLL's scale input appended)."""
+    options = Options(
+        get_reduction(reduction),
+        None if weight is None else jnp.asarray(weight),
+        None if mask is None else jnp.asarray(mask),
+        nan_policy,
+        broadcast,
     )
+    prep = prepare(jnp, jnp.asarray(prediction), jnp.asarray(target), options)
+    if form.n_inputs == 3:
+        name = form.definition.scale_input
+        s = check_scale_input(jnp, name, jnp.asarray(scale), prep.shape, log_input=form.log_input)  # type: ignore[attr-defined]
+        prep = prep._replace(inputs=(*prep.inputs, s))
+    return prep
+
+
+def _form(name_or_loss: str | Loss | PairLoss, params: dict[str, Any]) -> tuple[Form, bool]:
+    """The form of a call, and whether a parameter is traced (then its concrete
+    parameters are checked as usual and the traced ones set as they are)."""
+    traced = {k: v for k, v in params.items() if isinstance(v, (jax.Array, jax.core.Tracer))}
+    if not traced or not isinstance(name_or_loss, str):
+        return form_of(resolve_definition(name_or_loss, params)), False
+    return form_of(_with_traced(name_or_loss, params, traced)), True
+
+
+def _with_traced(name: str, params: dict[str, Any], traced: dict[str, Any]) -> Any:
+    concrete = {k: v for k, v in params.items() if k not in traced}
+    spec = resolve_definition(name, concrete)
+    for key in traced:
+        if key not in spec.params:
+            resolve_definition(name, {key: 1.0})  # raises the usual unknown-parameter TypeError
+    out = object.__new__(type(spec))
+    for key, value in {**spec.params, **traced}.items():
+        object.__setattr__(out, key, value)
+    return out
 
 
 def rho(name_or_loss: str | Loss, r: Array, **params: Any) -> Array:
     """Elementwise loss of residuals ``r`` with the analytic custom JVP (parameters may be
     traced: then JAX differentiates the overflow-safe formula)."""
-    traced = _traced_spec(name_or_loss, params)
-    if traced is not None:
-        return traced.rho(r)
-    return _elementwise(resolve(name_or_loss, params))[0](r)
+    form, traced = _form(name_or_loss, params)
+    _residual_only(form)
+    if traced:
+        return form.value(r)
+    return _elementwise(form)[0](r)
 
 
 def psi(name_or_loss: str | Loss, r: Array, **params: Any) -> Array:
     """Elementwise derivative of the loss, itself with the analytic custom JVP (with traced
     parameters: the JVP of rho's formula)."""
-    traced = _traced_spec(name_or_loss, params)
-    if traced is not None:
+    form, traced = _form(name_or_loss, params)
+    _residual_only(form)
+    if traced:
         r = jnp.asarray(r)
-        return jax.jvp(traced.rho, (r,), (jnp.ones_like(r),))[1]
-    return _elementwise(resolve(name_or_loss, params))[1](r)
+        return jax.jvp(form.value, (r,), (jnp.ones_like(r),))[1]
+    return _elementwise(form)[1](r)[0]
+
+
+def _residual_only(form: Form) -> None:
+    if form.kind != "residual":
+        raise TypeError(
+            f"{form.key} is a loss of (prediction, target), not of the residual: use "
+            "regloss.jax.loss(name, prediction, target)"
+        )
 
 
 def loss(
-    name_or_loss: str | Loss,
+    name_or_loss: str | Loss | PairLoss,
     prediction: Array,
     target: Array,
     *,
@@ -156,43 +256,40 @@ def loss(
     they are then differentiated by JAX itself through rho's overflow-safe formula (so
     gradients in the parameters exist too) and cannot be range-checked.
     """
-    prep = _prepare(prediction, target, reduction, weight, mask, nan_policy, broadcast)
-    traced = _traced_spec(name_or_loss, params)
-    if traced is not None:
-        return _reduce.forward(AutodiffForm(traced), jnp, prep, need_psi=False).value
-    spec = resolve(name_or_loss, params)
-    return _reduce.forward(_Differentiable(spec=spec), jnp, prep, need_psi=False).value
-
-
-def _traced_spec(name_or_loss: str | Loss, params: dict[str, Any]) -> Loss | None:
-    """The loss when some parameters are JAX arrays or tracers (None otherwise): its
-    concrete parameters checked as usual, the traced ones set as they are (their values
-    cannot be inspected under tracing)."""
-    traced = {k: v for k, v in params.items() if isinstance(v, (jax.Array, jax.core.Tracer))}
-    if not traced or not isinstance(name_or_loss, str):
-        return None
-    return _with_traced(name_or_loss, params, traced)
-
-
-def _with_traced(name: str, params: dict[str, Any], traced: dict[str, Any]) -> Loss:
-    concrete = {k: v for k, v in params.items() if k not in traced}
-    spec = resolve(name, concrete)
-    for key in traced:
-        if key not in spec.params:
-            resolve(name, {key: 1.0})  # raises the usual unknown-parameter TypeError
-    out = object.__new__(type(spec))
-    for key, value in {**spec.params, **traced}.items():
-        object.__setattr__(out, key, value)
+    form, traced = _form(name_or_loss, params)
+    prep = _prepare(form, prediction, target, reduction, weight, mask, nan_policy, broadcast)
+    route = TABLE.choose(Facts(form, traced))
+    out: Array = route.run(form, prep)
     return out
 
 
 loss.__doc__ = (loss.__doc__ or "") + OPTION_DOC
 
 
+def explain(name_or_loss: str | Loss | PairLoss, **params: Any) -> Explanation:
+    """The route a call of ``name_or_loss`` with these parameters takes.
+
+    Examples
+    --------
+    >>> import jax.numpy as jnp
+    >>> from regloss import jax as rjax
+    >>> print(rjax.explain("huber", delta=jnp.asarray(2.0)))
+    jax: route 'autodiff' (the first row that applies)
+    """
+    form, traced = _form(name_or_loss, params)
+    return TABLE.explain(Facts(form, traced))
+
+
+def use_route(name: str) -> Any:
+    """A context manager forcing route ``name`` ('autodiff' or 'custom_jvp') for the JAX
+    calls inside it."""
+    return TABLE.use(name)
+
+
 @functools.cache
 def _function(name: str) -> Callable[..., Array]:
     """A function for a loss registered after this module was generated."""
-    cls = _REGISTRY[name]
+    cls = registered()[name]
 
     def fn(prediction: Array, target: Array, **kwargs: Any) -> Array:
         return loss(name, prediction, target, **kwargs)
@@ -212,33 +309,6 @@ def _function(name: str) -> Callable[..., Array]:
     return fn
 
 
-@functools.lru_cache(maxsize=128)
-def _nll_elementwise(spec: NLLLoss | LogForm) -> Callable[[Array, Array], Array]:
-    """value(r, v) with tangent from ``grad``, whose own tangent is ``hess``."""
-
-    @jax.custom_jvp
-    def grad_fn(r: Array, v: Array) -> tuple[Array, Array]:
-        return spec.grad(r, v)
-
-    @grad_fn.defjvp
-    def _grad_jvp(primals: tuple[Array, Array], tangents: tuple[Array, Array]) -> Any:
-        (r, v), (dr, dv) = primals, tangents
-        h_rr, h_rv, h_vv = spec.hess(r, v)
-        return grad_fn(r, v), (h_rr * dr + h_rv * dv, h_rv * dr + h_vv * dv)
-
-    @jax.custom_jvp
-    def value_fn(r: Array, v: Array) -> Array:
-        return spec.value(r, v)
-
-    @value_fn.defjvp
-    def _value_jvp(primals: tuple[Array, Array], tangents: tuple[Array, Array]) -> Any:
-        (r, v), (dr, dv) = primals, tangents
-        g_r, g_v = grad_fn(r, v)
-        return value_fn(r, v), g_r * dr + g_v * dv
-
-    return value_fn
-
-
 def nll(
     name: str,
     prediction: Array,
@@ -255,19 +325,9 @@ def nll(
     """A negative log-likelihood loss (``gaussian_nll``, ``laplace_nll``) with the predicted
     variance or scale as third input; ``log_var=True``/``log_scale=True`` for its log."""
     spec, log_input = resolve_nll(name, params)
-    prep = _prepare(prediction, target, reduction, weight, mask, nan_policy, broadcast)
-    sc = check_scale_input(
-        jnp, spec.scale_input, jnp.asarray(scale), prep.shape, log_input=log_input
-    )
-    r, v, f, scale_factor = _reduce.nll_parts(
-        jnp, spec, prep, sc, log_input=log_input, differentiable=True
-    )
-    value = _nll_elementwise(in_form(spec, log_input))(r, jnp.broadcast_to(v, r.shape))
-    if f is not None:
-        value = value * f
-    if prep.reduction == "none":
-        return jnp.broadcast_to(value, prep.shape)
-    return jnp.sum(value) * scale_factor
+    form = form_of(spec, log_input)
+    prep = _prepare(form, prediction, target, reduction, weight, mask, nan_policy, broadcast, scale)
+    return _run_custom_jvp(form, prep)
 
 
 def _nll_value(
@@ -299,13 +359,13 @@ def _nll_value(
 if not TYPE_CHECKING:  # type checkers see only the generated functions below
 
     def __getattr__(name: str) -> Callable[..., Array]:
-        if name in _REGISTRY:
+        if name in registered():
             return _function(name)
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_REGISTRY) | set(_NLL_REGISTRY))
+    return sorted(set(globals()) | set(registered()) | set(registered_nll()))
 
 
 # --- generated by scripts/make_frontends.py from the registry: do not edit ---

@@ -43,6 +43,7 @@ import numpy as np
 from . import numpy as _numpy
 from ._namespace import namespace
 from ._numerics import grow_partials as _grow
+from ._reduction import NONE, Options
 from ._validate import NAN_POLICIES, check_nan_policy, prepare
 from .diagnostics._sketch import REL_ERROR, RelativeSketch
 from .losses import Loss, available_losses, available_nll_losses, resolve
@@ -293,15 +294,13 @@ class Metric:
 
     def _batch(self, prediction: Any, target: Any, weight: Any, mask: Any) -> _Batch:
         p, t = _as_real(prediction, "prediction"), _as_real(target, "target")
-        prep = prepare(
-            np,
-            p,
-            t,
-            reduction="none",
-            weight=None if weight is None else _as_real(weight, "weight"),
-            mask=None if mask is None else np.asarray(mask),
-            nan_policy=self.nan_policy,
+        options = Options(
+            NONE,
+            None if weight is None else _as_real(weight, "weight"),
+            None if mask is None else np.asarray(mask),
+            self.nan_policy,
         )
+        prep = prepare(np, p, t, options)
         if p.ndim > 2:
             raise ValueError(
                 f"prediction has shape {p.shape}; metrics take (n,) for one output or "

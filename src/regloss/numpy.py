@@ -4,6 +4,10 @@ Every registered loss is a function here under its registry name, with the signa
 ``name(prediction, target, *, <loss parameters>, reduction='mean', weight=None,
 mask=None, nan_policy='propagate', broadcast=False)``.
 
+Which way a call runs (the generated C kernel, eager in blocks, eager) is chosen by one
+route table (``regloss/_numpy_routes.py``); :func:`explain` names the route a call would
+take and why the rows above it declined, and :func:`use_route` forces one.
+
 Examples
 --------
 >>> import numpy as np
@@ -29,76 +33,41 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import _reduce
+from ._dispatch import Explanation
 from ._frontend import OPTION_DOC, loss_signature_params
+from ._numpy_routes import TABLE, evaluate, explain_call, prepare_arrays
+from ._reduction import Options, get_reduction
 from ._typing import Array, ArrayLike, NanPolicy, QuantileLevels, Reduction
-from ._validate import check_scale_input, prepare
-from .losses import Loss, available_losses, resolve
-from .losses._base import _REGISTRY
-from .losses._nll import _NLL_REGISTRY, available_nll_losses, resolve_nll
+from .losses import (
+    Loss,
+    PairLoss,
+    available_losses,
+    available_nll_losses,
+    form_of,
+    registered,
+    registered_nll,
+    resolve_definition,
+    resolve_nll,
+)
 
 __all__ = [
+    "explain",
     "loss",
     "nll",
     "nll_value_and_grads",
+    "use_route",
     "value_and_grad",
     *available_losses(),
     *available_nll_losses(),
 ]
 
 
-def _as_array(x: Any, name: str = "input") -> Any:
-    if type(x) is np.ndarray:
-        return x
-    if isinstance(x, np.matrix):
-        raise TypeError(
-            f"{name} is an np.matrix, whose * is a matrix product; pass np.asarray({name})"
-        )
-    if isinstance(x, np.ma.MaskedArray):
-        raise TypeError(
-            f"{name} is a masked array only where masked arrays are not accepted; pass "
-            f"np.ma.getdata({name}) and its mask as mask="
-        )
-    return np.asarray(x)
-
-
-def _unmask(prediction: Any, target: Any, mask: Any) -> tuple[Any, Any, Any]:
-    """Masked arrays (np.ma) honoured: their masked entries are left out through ``mask=``
-    exactly as a user mask would leave them out (weighted counts, zero gradient)."""
-    if not (isinstance(prediction, np.ma.MaskedArray) or isinstance(target, np.ma.MaskedArray)):
-        return prediction, target, mask
-    hidden = np.ma.getmaskarray(prediction) | np.ma.getmaskarray(target)
-    keep = ~hidden if mask is None else np.logical_and(_as_array(mask, "mask"), ~hidden)
-    return np.ma.getdata(prediction), np.ma.getdata(target), keep
-
-
-def _prepare(
-    prediction: Array,
-    target: Array,
-    reduction: str,
-    weight: Array | None,
-    mask: Array | None,
-    nan_policy: str,
-    broadcast: bool,
-) -> tuple[Any, Any]:
-    """(prediction as an array, the checked inputs) for NumPy arrays or array-likes."""
-    prediction, target, mask = _unmask(prediction, target, mask)
-    p = _as_array(prediction, "prediction")
-    prep = prepare(
-        np,
-        p,
-        _as_array(target, "target"),
-        reduction=reduction,
-        weight=None if weight is None else _as_array(weight, "weight"),
-        mask=None if mask is None else _as_array(mask, "mask"),
-        nan_policy=nan_policy,
-        broadcast=broadcast,
-    )
-    return p, prep
+def _options(reduction: Any, weight: Any, mask: Any, nan_policy: Any, broadcast: Any) -> Options:
+    return Options(get_reduction(reduction), weight, mask, nan_policy, bool(broadcast))
 
 
 def _run(
-    name_or_loss: str | Loss,
+    name_or_loss: str | Loss | PairLoss,
     prediction: Array,
     target: Array,
     need_grad: bool,
@@ -110,34 +79,19 @@ def _run(
     out: Any = None,
     **params: Any,
 ) -> tuple[Any, Any]:
-    fn = resolve(name_or_loss, params)
-    p, prep = _prepare(prediction, target, reduction, weight, mask, nan_policy, broadcast)
+    form = form_of(resolve_definition(name_or_loss, params))
+    options = _options(reduction, weight, mask, nan_policy, broadcast)
+    prep = prepare_arrays(prediction, target, options, form)
     if out is not None:
-        _check_out(out, p, prep)
-        if _into_ok(fn, prep, out):
-            with np.errstate(invalid="ignore", over="ignore"):
-                total = _reduce.forward_into(fn, prep, out)
-            return out.dtype.type(total), out
-    with np.errstate(invalid="ignore", over="ignore"):
-        fw = _reduce.forward(fn, np, prep, need_psi=need_grad)
-    value = fw.value
-    value = value[()] if np.ndim(value) == 0 else value
-    if not need_grad:
-        return value, None
-    assert fw.psi_f is not None
-    psi_f = fw.psi_f
-    if not (isinstance(fw.grad_scale, float) and fw.grad_scale == 1.0):
-        psi_f = psi_f * fw.grad_scale  # (the generated kernel folds it in: no pass then)
-    grad = _reduce.sum_to_shape(np, psi_f, tuple(p.shape))
-    if out is not None:
-        np.copyto(out, grad, casting="same_kind")
-        return value, out
-    return value, np.asarray(grad).astype(p.dtype, copy=False)
+        _check_out(out, prep)
+    value, grads = evaluate(form, prep, need_grad, out)
+    return value, (grads[0] if need_grad else None)
 
 
-def _check_out(out: Any, p: Any, prep: Any) -> None:
+def _check_out(out: Any, prep: Any) -> None:
     """``out=``: a writeable ndarray of the prediction's shape and dtype, not overlapping an
     input (it is written while they are read)."""
+    p = prep.prediction
     if not isinstance(out, np.ndarray) or isinstance(out, np.matrix):
         raise TypeError(
             f"out must be a numpy.ndarray, got {type(out).__name__}; pass np.empty_like(prediction)"
@@ -156,21 +110,9 @@ def _check_out(out: Any, p: Any, prep: Any) -> None:
             )
 
 
-def _into_ok(fn: Loss, prep: Any, out: Any) -> bool:
-    """Whether ``_reduce.forward_into`` serves this call (the hot path; see there)."""
-    return (
-        prep.weight is None
-        and prep.keep is None
-        and prep.reduction != "none"
-        and not prep.upcast
-        and out.flags.c_contiguous
-        and prep.prediction.shape == prep.target.shape
-        and prep.target.dtype == out.dtype
-        and not fn.depends_on_position()
-    )
-
-
-def loss(name_or_loss: str | Loss, prediction: Array, target: Array, **kwargs: Any) -> Any:
+def loss(
+    name_or_loss: str | Loss | PairLoss, prediction: Array, target: Array, **kwargs: Any
+) -> Any:
     """The loss ``name_or_loss`` (a registry name or a Loss) of ``(prediction, target)``.
 
     ``kwargs`` are the loss's parameters and the shared options below. Returns a NumPy
@@ -181,7 +123,7 @@ def loss(name_or_loss: str | Loss, prediction: Array, target: Array, **kwargs: A
 
 
 def value_and_grad(
-    name_or_loss: str | Loss,
+    name_or_loss: str | Loss | PairLoss,
     prediction: Array,
     target: Array,
     *,
@@ -200,6 +142,64 @@ def value_and_grad(
 
 loss.__doc__ = (loss.__doc__ or "") + OPTION_DOC
 value_and_grad.__doc__ = (value_and_grad.__doc__ or "") + OPTION_DOC
+
+
+def explain(
+    name_or_loss: str | Loss | PairLoss,
+    prediction: Array,
+    target: Array,
+    *,
+    grad: bool = True,
+    out: np.ndarray | None = None,
+    **kwargs: Any,
+) -> Explanation:
+    """The route a call with these arguments takes (``value_and_grad`` with ``grad=True``,
+    ``loss`` with False), and why each row above it declined; ``str()`` of it reads as a
+    list. The inputs are checked as the call would check them; nothing is computed.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from regloss import numpy as rnp
+    >>> x = np.linspace(-3, 3, 8)
+    >>> print(rnp.explain("cauchy", x, np.zeros(8), mask=x > 0))  # doctest: +ELLIPSIS
+    numpy: route 'eager' (the first row that applies)
+      c_kernel_into: declined: no out= that the kernel can write ...
+      eager_into: declined: no out= that can be written blockwise ...
+      c_kernel: declined: a mask or nan_policy='omit' (the kernel has no mask)
+      eager_blocked: declined: 8 elements, not more than 1048576 (eager_blocks)
+    """
+    params = {k: v for k, v in kwargs.items() if k not in _OPTION_NAMES}
+    form = form_of(resolve_definition(name_or_loss, params))
+    options = _options(
+        kwargs.get("reduction", "mean"),
+        kwargs.get("weight"),
+        kwargs.get("mask"),
+        kwargs.get("nan_policy", "propagate"),
+        kwargs.get("broadcast", False),
+    )
+    prep = prepare_arrays(prediction, target, options, form)
+    return explain_call(form, prep, grad, out)
+
+
+_OPTION_NAMES = frozenset(("reduction", "weight", "mask", "nan_policy", "broadcast"))
+
+
+def use_route(name: str) -> Any:
+    """A context manager forcing route ``name`` (a row of the NumPy route table:
+    'c_kernel_into', 'eager_into', 'c_kernel', 'eager_blocked', 'eager') for the NumPy
+    calls inside it; a call the route does not apply to raises
+    :class:`regloss.RouteError` with the reason.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from regloss import numpy as rnp
+    >>> with rnp.use_route("eager"):
+    ...     float(rnp.cauchy(np.array([1.0, 2.0]), np.zeros(2)))
+    0.9876
+    """
+    return TABLE.use(name)
 
 
 def _value(
@@ -221,7 +221,7 @@ def _value(
 @functools.cache
 def _function(name: str) -> Callable[..., Any]:
     """A function for a loss registered after this module was generated."""
-    cls = _REGISTRY[name]
+    cls = registered()[name]
 
     def fn(prediction: Array, target: Array, **kwargs: Any) -> Any:
         return _run(name, prediction, target, False, **kwargs)[0]
@@ -265,20 +265,13 @@ def _run_nll(
     **params: Any,
 ) -> tuple[Any, Any, Any]:
     spec, log_input = resolve_nll(name, params)
-    p, prep = _prepare(prediction, target, reduction, weight, mask, nan_policy, broadcast)
-    sc = check_scale_input(np, spec.scale_input, _as_array(scale), prep.shape, log_input=log_input)
-    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
-        fw = _reduce.nll_forward(np, spec, prep, sc, log_input=log_input, need_grad=need_grad)
-    value = fw.total * fw.value_scale
-    value = value[()] if np.ndim(value) == 0 else value
+    form = form_of(spec, log_input)
+    options = _options(reduction, weight, mask, nan_policy, broadcast)
+    prep = prepare_arrays(prediction, target, options, form, scale)
+    value, grads = evaluate(form, prep, need_grad, wanted=(0, 2))
     if not need_grad:
         return value, None, None
-    assert fw.d_pred is not None and fw.d_scale is not None
-    gp = _reduce.sum_to_shape(np, fw.d_pred * fw.value_scale, tuple(p.shape))
-    gs = _reduce.sum_to_shape(
-        np, np.broadcast_to(fw.d_scale * fw.value_scale, prep.shape), tuple(sc.shape)
-    )
-    return value, np.asarray(gp).astype(p.dtype, copy=False), np.asarray(gs)
+    return value, grads[0], grads[1]
 
 
 def nll(name: str, prediction: Array, target: Array, scale: Array, **kwargs: Any) -> Any:
@@ -324,13 +317,13 @@ def _nll_value(
 if not TYPE_CHECKING:  # type checkers see only the generated functions below
 
     def __getattr__(name: str) -> Callable[..., Any]:
-        if name in _REGISTRY:
+        if name in registered():
             return _function(name)
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_REGISTRY) | set(_NLL_REGISTRY))
+    return sorted(set(globals()) | set(registered()) | set(registered_nll()))
 
 
 # --- generated by scripts/make_frontends.py from the registry: do not edit ---

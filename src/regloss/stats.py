@@ -25,8 +25,7 @@ from typing import Any
 import numpy as np
 
 from ._optional import MissingExtra, require
-from .losses import Loss, resolve
-from .losses._base import _REGISTRY
+from .losses import Loss, registered, resolve
 
 __all__ = ["LossProperties", "breakdown_point", "efficiency", "properties", "tuning_constant"]
 
@@ -159,14 +158,12 @@ def tuning_constant(name: str, efficiency: float = 0.95) -> float:
     """
     optimize = require("scipy.optimize", "tuning_constant()")
 
-    if name not in _REGISTRY:
-        resolve(name)  # raises the registry's error listing the choices
-    cls = _REGISTRY[name]
+    cls = type(resolve(name))  # raises the registry's error listing the choices
     param = cls.tuning_parameter
     if param is None:
         raise ValueError(
             f"loss {name!r} has no tuning parameter; losses that do: "
-            f"{[n for n, c in _REGISTRY.items() if c.tuning_parameter]}"
+            f"{[n for n, c in registered().items() if getattr(c, 'tuning_parameter', None)]}"
         )
     if not (isinstance(efficiency, float | int) and 0.0 < efficiency < 1.0):
         raise ValueError(f"efficiency must be in (0, 1), got {efficiency!r}")

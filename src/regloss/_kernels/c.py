@@ -1,25 +1,27 @@
 """CPU kernels generated from the traced definitions, compiled by the system C compiler.
 
-For a loss and a dtype, :func:`kernel` emits one C loop that reads prediction and target
-once, evaluates ρ and ψ of the definition's own graph (``trace.py``) and writes ψ·scale
-while accumulating Σρ in double: one pass over memory instead of the ~20 eager passes of
-the overflow-safe branch forms. The loop is vectorised by the compiler (branches are
-selects; transcendental functions come from glibc's libmvec through ``omp declare simd``)
-and split over threads with OpenMP.
+For a form (:mod:`regloss.losses._form`) and a dtype, :func:`kernel` emits one C loop that
+reads the inputs once, evaluates the form's arguments, value and gradients from the
+definition's own graph (``trace.py``) and writes each gradient times the reduction's scale
+while accumulating the value in double: one pass over memory instead of the ~20 eager
+passes of the overflow-safe branch forms. The loop is vectorised by the compiler (branches
+are selects; transcendental functions come from glibc's libmvec through ``omp declare
+simd``) and split over threads with OpenMP.
 
 Compiled libraries are cached on disk (``$REGLOSS_CACHE_DIR``, else
 ``$XDG_CACHE_HOME/regloss/kernels`` or ``~/.cache/regloss/kernels``) under a hash of the
-source, the compiler and the CPU's flags, and written atomically: a second process or run
-loads the library in milliseconds. Without a compiler, or when compiling fails, or with
-``REGLOSS_KERNELS=0``, there is no kernel and regloss computes eagerly — same results, more
-passes; :func:`status` says why.
+source, the compiler and the CPU's flags, and written atomically: a second process loads
+the library in milliseconds. A kernel is built (or loaded) when it is first asked for,
+before that call runs, so which route a call takes never depends on a build finishing in
+the background. Without a compiler, or when compiling fails, or with
+``REGLOSS_KERNELS=0``, there is no kernel and regloss computes eagerly — same results
+within rounding, more passes; :func:`status` says why.
 """
 
 from __future__ import annotations
 
 import ctypes
 import hashlib
-import math
 import os
 import shutil
 import subprocess
@@ -33,10 +35,11 @@ from typing import Any
 
 import numpy as np
 
-from ..losses import Loss
-from .trace import Emitter, Untraceable, trace
+from .._thresholds import value as threshold
+from ..losses import Form
+from .trace import Emitter, Sym, Untraceable, trace_form
 
-__all__ = ["CKernel", "NLLSpec", "kernel", "status"]
+__all__ = ["CKernel", "Weighted", "enabled", "kernel", "library", "status", "threads", "warm"]
 
 #: libm functions with a libmvec vector variant (the others are instructions or selects)
 _VECTOR_FNS = ("exp", "expm1", "log", "log1p", "sinh", "tanh", "pow")
@@ -73,7 +76,7 @@ LIBS = ("-lmvec", "-lm")
 #: whose parameters change every step would otherwise compile every step)
 MAX_PER_CLASS = 16
 #: below this many elements a thread team costs more than it saves
-PARALLEL_FROM = 1 << 16
+PARALLEL_FROM = threshold("c_threads")
 
 
 def _parallel(reductions: str = "") -> str:
@@ -128,8 +131,8 @@ def _normalise(t: str, *outputs: str) -> str:
 
 
 class _Emitter(Emitter):
-    def __init__(self, dtype: str) -> None:
-        super().__init__()
+    def __init__(self, dtype: str, leaves: tuple[str, ...] = ()) -> None:
+        super().__init__(leaves)
         self.ctype = _CTYPE[dtype]
         self.suffix = "f" if dtype == "float32" else ""
         self.np_type = np.float32 if dtype == "float32" else np.float64
@@ -171,223 +174,151 @@ class _Emitter(Emitter):
         return "\n".join(out)
 
 
-def source(loss: Loss, dtype: str) -> str:
-    """The C source of ``loss``'s kernels in ``dtype`` ('float32' or 'float64')."""
-    rho, psi = trace(loss.rho), trace(loss.psi)
-    psi_prime = trace(loss.psi_prime)
-    bodies = {}
-    for label, outs in (("fwd", (rho, psi)), ("val", (rho,)), ("elem", (rho, psi, psi_prime))):
-        e = _Emitter(dtype)
-        names = [e.value(o) for o in outs]
-        bodies[label] = (e, names)
+def _declare_row(t: str, names: list[str], const: bool) -> str:
+    q = "const " if const else ""
+    return ", ".join(f"{q}{t}* restrict {n}" for n in names)
+
+
+def source(form: Form, dtype: str) -> str:
+    """The C source of ``form``'s kernels in ``dtype`` ('float32' or 'float64').
+
+    With k inputs and m arguments (a residual loss: 2 and 1; an NLL: 3 and 2; a loss of
+    (prediction, target): 2 and 2): ``rl_fwd`` (Σ value in double, each argument's
+    gradient times ``gs`` written), ``rl_val`` (Σ value), their weighted forms ``rl_fwd_w``
+    and ``rl_val_w`` (Σ w·value; gradients times w, then times ``num / Σw`` when num is
+    not 0; the weights' sum, extremes and a NaN-or-negative flag into ``out``), and
+    ``rl_elem`` (value, gradients and Hessian of given arguments, for the range tests)."""
+    g = trace_form(form)
     t = _CTYPE[dtype]
-    used = set().union(*(e.used for e, _ in bodies.values()))
+    k, m = len(g.inputs), len(g.args)
+    ins = [f"in{i}" for i in range(k)]
+    grads = [f"g{j}" for j in range(m)]
+    loads = "\n".join(f"      const {t} x{i} = in{i}[i];" for i in range(k))
+
+    def body(outs: tuple[Sym, ...]) -> tuple[_Emitter, list[str]]:
+        e = _Emitter(dtype, g.inputs + g.args)
+        names = [e.value(a) for a in g.arguments]
+        e.lines += [f"      const {t} a{j} = {n};" for j, n in enumerate(names)]
+        return e, [e.value(o) for o in outs]
+
+    fwd, (f_val, *f_grads) = body((g.value, *g.grads))
+    val, (v_val,) = body((g.value,))
+    el = _Emitter(dtype, g.args)
+    e_outs = [el.value(o) for o in (g.value, *g.grads, *g.hess)]
     head = _Emitter(dtype)
-    head.used = used
-    parallel = _PARALLEL
-    fwd_e, (f_rho, f_psi) = bodies["fwd"]
-    val_e, (v_rho,) = bodies["val"]
-    el_e, (e_rho, e_psi, e_dpsi) = bodies["elem"]
-    return f"""/* regloss kernel: {loss!r}, {dtype}; generated from the definition's graph */
+    head.used = fwd.used | val.used | el.used
+    n_el = len(e_outs)
+    fwd_lines = "\n".join(fwd.lines)
+    val_lines = "\n".join(val.lines)
+    store = "\n".join(f"      g{j}[i] = {x} * gs;" for j, x in enumerate(f_grads))
+    store_w = "\n".join(f"      g{j}[i] = {x} * f;" for j, x in enumerate(f_grads))
+    el_loads = "\n".join(f"      const {t} a{j} = x{j}[i];" for j in range(m))
+    el_store = "\n".join(f"      o{j}[i] = {x};" for j, x in enumerate(e_outs))
+    return f"""/* regloss kernel: {form!r}, {dtype}; generated from the definition's graph */
 #include <math.h>
 #include <stdint.h>
 {head.declarations()}
 
-double rl_fwd(const {t}* restrict p, const {t}* restrict q, {t}* restrict g, int64_t n,
+double rl_fwd({_declare_row(t, ins, True)}, {_declare_row(t, grads, False)}, int64_t n,
               {t} gs, int nt) {{
-  double acc = 0.0;
-  {parallel}
-  for (int64_t i = 0; i < n; i++) {{
-      const {t} r = p[i] - q[i];
-{chr(10).join(fwd_e.lines)}
-      acc += (double){f_rho};
-      g[i] = {f_psi} * gs;
-  }}
-  return acc;
-}}
-
-double rl_val(const {t}* restrict p, const {t}* restrict q, int64_t n, int nt) {{
-  double acc = 0.0;
-  {parallel}
-  for (int64_t i = 0; i < n; i++) {{
-      const {t} r = p[i] - q[i];
-{chr(10).join(val_e.lines)}
-      acc += (double){v_rho};
-  }}
-  return acc;
-}}
-
-double rl_fwd_w(const {t}* restrict p, const {t}* restrict q, const {t}* restrict w,
-                {t}* restrict g, int64_t n, int nt, double* restrict out, double num) {{
-{_weighted_head(t)}
-  {_PARALLEL_W}
-  for (int64_t i = 0; i < n; i++) {{
-      const {t} r = p[i] - q[i];
-{chr(10).join(fwd_e.lines)}
-{_weight_step(t)}
-      acc += (double)({f_rho} * f);
-      g[i] = {f_psi} * f;
-  }}
-{_normalise(t, "g")}
-{_WEIGHTED_TAIL}
-}}
-
-double rl_val_w(const {t}* restrict p, const {t}* restrict q, const {t}* restrict w, int64_t n,
-                int nt, double* restrict out) {{
-{_weighted_head(t)}
-  {_PARALLEL_W}
-  for (int64_t i = 0; i < n; i++) {{
-      const {t} r = p[i] - q[i];
-{chr(10).join(val_e.lines)}
-{_weight_step(t)}
-      acc += (double)({v_rho} * f);
-  }}
-{_WEIGHTED_TAIL}
-}}
-
-void rl_elem(const {t}* restrict x, {t}* restrict rho, {t}* restrict psi,
-             {t}* restrict dpsi, int64_t n) {{
-  #pragma omp simd
-  for (int64_t i = 0; i < n; i++) {{
-      const {t} r = x[i];
-{chr(10).join(el_e.lines)}
-      rho[i] = {e_rho};
-      psi[i] = {e_psi};
-      dpsi[i] = {e_dpsi};
-  }}
-}}
-"""
-
-
-@dataclass(frozen=True)
-class NLLSpec:
-    """An NLL loss and whether its third input is a logarithm: the key of its kernel."""
-
-    nll: Any
-    log_input: bool
-    name: str = "nll"
-
-    def __repr__(self) -> str:
-        return f"{self.nll!r}{' log input' if self.log_input else ''}"
-
-
-def nll_source(spec: NLLSpec, dtype: str) -> str:
-    """The C source of an NLL loss's kernels: r = p − q, v = max(s, floor) (the floor is
-    eps, or log eps for a log input; NaN passes), Σ value(r, v) in double, d/dr and d/dv."""
-    from ..losses._nll import in_form
-
-    fns = in_form(spec.nll, spec.log_input)
-    value = trace(fns.value, ("r", "v"))
-    d_r, d_v = trace(fns.grad, ("r", "v"))
-    t = _CTYPE[dtype]
-    fwd, val = _Emitter(dtype), _Emitter(dtype)
-    f_val, f_dr, f_dv = fwd.value(value), fwd.value(d_r), fwd.value(d_v)
-    v_val = val.value(value)
-    head = _Emitter(dtype)
-    head.used = fwd.used | val.used
-    floor = head.literal(math.log(spec.nll.eps) if spec.log_input else spec.nll.eps)
-    load = f"      const {t} r = p[i] - q[i];\n      const {t} v = s[i] < {floor} ? {floor} : s[i];"
-    return f"""/* regloss NLL kernel: {spec!r}, {dtype}; generated from the definition's graph */
-#include <math.h>
-#include <stdint.h>
-{head.declarations()}
-
-double rl_nll_fwd(const {t}* restrict p, const {t}* restrict q, const {t}* restrict s,
-                  {t}* restrict dr, {t}* restrict dv, int64_t n, {t} gs, int nt) {{
   double acc = 0.0;
   {_PARALLEL}
   for (int64_t i = 0; i < n; i++) {{
-{load}
-{chr(10).join(fwd.lines)}
+{loads}
+{fwd_lines}
       acc += (double){f_val};
-      dr[i] = {f_dr} * gs;
-      dv[i] = {f_dv} * gs;
+{store}
   }}
   return acc;
 }}
 
-double rl_nll_fwd_w(const {t}* restrict p, const {t}* restrict q, const {t}* restrict s,
-                    const {t}* restrict w, {t}* restrict dr, {t}* restrict dv, int64_t n,
-                    int nt, double* restrict out, double num) {{
+double rl_val({_declare_row(t, ins, True)}, int64_t n, int nt) {{
+  double acc = 0.0;
+  {_PARALLEL}
+  for (int64_t i = 0; i < n; i++) {{
+{loads}
+{val_lines}
+      acc += (double){v_val};
+  }}
+  return acc;
+}}
+
+double rl_fwd_w({_declare_row(t, ins, True)}, const {t}* restrict w,
+                {_declare_row(t, grads, False)}, int64_t n, int nt, double* restrict out,
+                double num) {{
 {_weighted_head(t)}
   {_PARALLEL_W}
   for (int64_t i = 0; i < n; i++) {{
-{load}
-{chr(10).join(fwd.lines)}
+{loads}
+{fwd_lines}
 {_weight_step(t)}
       acc += (double)({f_val} * f);
-      dr[i] = {f_dr} * f;
-      dv[i] = {f_dv} * f;
+{store_w}
   }}
-{_normalise(t, "dr", "dv")}
+{_normalise(t, *grads)}
 {_WEIGHTED_TAIL}
 }}
 
-double rl_nll_val_w(const {t}* restrict p, const {t}* restrict q, const {t}* restrict s,
-                    const {t}* restrict w, int64_t n, int nt, double* restrict out) {{
+double rl_val_w({_declare_row(t, ins, True)}, const {t}* restrict w, int64_t n, int nt,
+                double* restrict out) {{
 {_weighted_head(t)}
   {_PARALLEL_W}
   for (int64_t i = 0; i < n; i++) {{
-{load}
-{chr(10).join(val.lines)}
+{loads}
+{val_lines}
 {_weight_step(t)}
       acc += (double)({v_val} * f);
   }}
 {_WEIGHTED_TAIL}
 }}
 
-double rl_nll_val(const {t}* restrict p, const {t}* restrict q, const {t}* restrict s,
-                  int64_t n, int nt) {{
-  double acc = 0.0;
-  {_PARALLEL}
+void rl_elem({_declare_row(t, [f"x{j}" for j in range(m)], True)},
+             {_declare_row(t, [f"o{j}" for j in range(n_el)], False)}, int64_t n) {{
+  #pragma omp simd
   for (int64_t i = 0; i < n; i++) {{
-{load}
-{chr(10).join(val.lines)}
-      acc += (double){v_val};
+{el_loads}
+{chr(10).join(el.lines)}
+{el_store}
   }}
-  return acc;
 }}
 """
 
 
 @dataclass(frozen=True)
 class CKernel:
-    """A compiled kernel for one loss and dtype; pointers are raw addresses of contiguous
-    arrays of that dtype (the callers check)."""
+    """A compiled kernel for one form and dtype; pointers are raw addresses of contiguous
+    arrays of that dtype (the callers check). ``k`` inputs, ``m`` gradient buffers."""
 
     lib: Any
     dtype: str
     compile_s: float
+    k: int
+    m: int
 
-    def fwd(self, p: int, t: int, g: int, n: int, gscale: float, threads: int) -> float:
-        """Σρ(p − t) in double; writes ψ(p − t)·gscale into g."""
-        return float(self.lib.rl_fwd(p, t, g, n, gscale, threads))
+    def fwd(self, ins: tuple[int, ...], outs: tuple[int, ...], n: int, gs: float, nt: int) -> float:
+        """Σ value in double; writes each argument's gradient times ``gs`` into ``outs``."""
+        return float(self.lib.rl_fwd(*ins, *outs, n, gs, nt))
 
-    def val(self, p: int, t: int, n: int, threads: int) -> float:
-        return float(self.lib.rl_val(p, t, n, threads))
+    def val(self, ins: tuple[int, ...], n: int, nt: int) -> float:
+        return float(self.lib.rl_val(*ins, n, nt))
 
-    def elem(self, r: int, rho: int, psi: int, dpsi: int, n: int) -> None:
-        self.lib.rl_elem(r, rho, psi, dpsi, n)
-
-    def nll_fwd(
-        self, p: int, t: int, s: int, dr: int, dv: int, n: int, threads: int, gscale: float = 1.0
-    ) -> float:
-        """Σ value(p − t, floored s) in double; writes d/dr and d/ds."""
-        return float(self.lib.rl_nll_fwd(p, t, s, dr, dv, n, gscale, threads))
-
-    def nll_val(self, p: int, t: int, s: int, n: int, threads: int) -> float:
-        return float(self.lib.rl_nll_val(p, t, s, n, threads))
-
-    def weighted(
-        self, fn: str, *pointers: int, n: int, threads: int, num: float | None = None
+    def fwd_w(
+        self, ins: tuple[int, ...], w: int, outs: tuple[int, ...], n: int, nt: int, num: float
     ) -> Weighted:
-        """A weighted kernel (``fwd_w``, ``val_w``, ``nll_fwd_w``, ``nll_val_w``): Σ f·value
-        and the weights' sum and extremes; outputs written times f, and (the gradient
-        kernels, ``num`` given and not 0) times ``num / Σ f`` when the weights are valid."""
+        """Σ w·value and the weights' sums; gradients times w (and num / Σw where num is
+        not 0 and the weights are valid)."""
         out = (ctypes.c_double * 4)()
-        more = () if num is None else (num,)
-        total = float(getattr(self.lib, f"rl_{fn}")(*pointers, n, threads, out, *more))
+        total = float(self.lib.rl_fwd_w(*ins, w, *outs, n, nt, out, num))
         return Weighted(total, out[0], out[1], out[2], bool(out[3]))
+
+    def val_w(self, ins: tuple[int, ...], w: int, n: int, nt: int) -> Weighted:
+        out = (ctypes.c_double * 4)()
+        total = float(self.lib.rl_val_w(*ins, w, n, nt, out))
+        return Weighted(total, out[0], out[1], out[2], bool(out[3]))
+
+    def elem(self, args: tuple[int, ...], outs: tuple[int, ...], n: int) -> None:
+        """Value, gradients and Hessian (upper triangle) of given arguments."""
+        self.lib.rl_elem(*args, *outs, n)
 
 
 @dataclass(frozen=True)
@@ -402,7 +333,7 @@ class Weighted:
     bad: bool
 
 
-_LOCK = threading.Lock()
+_LOCK = threading.RLock()
 _KERNELS: dict[tuple[Any, ...], Any] = {}
 _PER_CLASS: dict[type, int] = {}
 _STATUS: dict[str, str] = {}
@@ -438,25 +369,23 @@ def _cpu_flags() -> str:
     return platform.processor() + platform.machine()
 
 
-def _build(src: str, dtype: str) -> CKernel:
+def _build(src: str, dtype: str, k: int, m: int) -> CKernel:
     lib, seconds = _compile(src)
     t = ctypes.c_float if dtype == "float32" else ctypes.c_double
     vp, i64, ci, dbl = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int, ctypes.c_double
+    ins, outs = [vp] * k, [vp] * m
+    n_el = 1 + m + m * (m + 1) // 2
     _declare(
         lib,
         {
-            "rl_fwd": (dbl, [vp, vp, vp, i64, t, ci]),
-            "rl_val": (dbl, [vp, vp, i64, ci]),
-            "rl_elem": (None, [vp, vp, vp, vp, i64]),
-            "rl_nll_fwd": (dbl, [vp, vp, vp, vp, vp, i64, t, ci]),
-            "rl_nll_val": (dbl, [vp, vp, vp, i64, ci]),
-            "rl_fwd_w": (dbl, [vp, vp, vp, vp, i64, ci, vp, dbl]),
-            "rl_val_w": (dbl, [vp, vp, vp, i64, ci, vp]),
-            "rl_nll_fwd_w": (dbl, [vp, vp, vp, vp, vp, vp, i64, ci, vp, dbl]),
-            "rl_nll_val_w": (dbl, [vp, vp, vp, vp, i64, ci, vp]),
+            "rl_fwd": (dbl, [*ins, *outs, i64, t, ci]),
+            "rl_val": (dbl, [*ins, i64, ci]),
+            "rl_fwd_w": (dbl, [*ins, vp, *outs, i64, ci, vp, dbl]),
+            "rl_val_w": (dbl, [*ins, vp, i64, ci, vp]),
+            "rl_elem": (None, [*outs, *([vp] * n_el), i64]),
         },
     )
-    return CKernel(lib, dtype, seconds)
+    return CKernel(lib, dtype, seconds, k, m)
 
 
 def _declare(lib: Any, signatures: dict[str, tuple[Any, list[Any]]]) -> None:
@@ -496,16 +425,10 @@ def _compile(src: str) -> tuple[Any, float]:
     return ctypes.CDLL(str(so)), time.perf_counter() - start
 
 
-def library(
-    name: str,
-    src: str,
-    signatures: dict[str, tuple[Any, list[Any]]],
-    *,
-    wait: bool = False,
-) -> Any | None:
+def library(name: str, src: str, signatures: dict[str, tuple[Any, list[Any]]]) -> Any | None:
     """A hand-written C library (``src``, functions declared by ``signatures``), built like
-    the loss kernels: in the background on first request (None meanwhile), cached on disk,
-    None for good when there is no compiler or ``REGLOSS_KERNELS=0``."""
+    the loss kernels: on first request (the disk cache makes that milliseconds after the
+    first process), None for good when there is no compiler or ``REGLOSS_KERNELS=0``."""
     if not enabled():
         _STATUS["all"] = "disabled by REGLOSS_KERNELS=0"
         return None
@@ -515,120 +438,123 @@ def library(
         _declare(lib, signatures)
         return lib, seconds
 
-    return _request(("library", name, src), name, make, wait)
+    return _request(("library", name, src), name, make)
 
 
-def kernel(loss: Loss, dtype: str, *, wait: bool = False) -> CKernel | None:
-    """The compiled kernel of ``loss`` in ``dtype`` ('float32'/'float64'), or None.
+def kernel(form: Form, dtype: str) -> CKernel | None:
+    """The compiled kernel of ``form`` in ``dtype`` ('float32'/'float64'), or None.
 
-    The first request starts the build (about 0.2 s; milliseconds from the disk cache) on a
-    background thread and returns None, so the caller computes eagerly meanwhile and a
-    user's first steps never wait for a compiler; later requests get the kernel. With
-    ``wait=True`` the build runs now (tests, benchmarks).
+    The first request builds it now (about 0.2 s; milliseconds from the disk cache) and
+    later requests get it from memory. None where kernels are off (``REGLOSS_KERNELS=0``),
+    no compiler is found, the definition is not traceable, or more than
+    :data:`MAX_PER_CLASS` settings of its class were asked for in this process.
     """
     if not enabled():  # checked on every call: REGLOSS_KERNELS=0 turns built kernels off too
         _STATUS["all"] = "disabled by REGLOSS_KERNELS=0"
         return None
-    try:  # the hot path: the loss object itself as the key (repr costs ~10 us a call)
-        ready = _READY.get((loss, dtype))
-    except TypeError:  # an unhashable parameter (a tensor): the repr key below
+    try:  # the hot path: the form itself as the key (repr costs ~10 us a call)
+        ready = _READY.get((form, dtype))
+    except TypeError:  # an unhashable parameter (an array): the repr key below
         ready = None
     if ready is not None:
         return ready
+    cls = type(form.definition)
 
     def admit() -> bool:  # under the lock, once per new parameter setting
-        if _PER_CLASS.get(type(loss), 0) >= MAX_PER_CLASS:
-            _STATUS[loss.name] = f"more than {MAX_PER_CLASS} parameter settings: eager"
+        if _PER_CLASS.get(cls, 0) >= MAX_PER_CLASS:
+            _STATUS[repr(form)] = f"more than {MAX_PER_CLASS} parameter settings: eager"
             return False
-        _PER_CLASS[type(loss)] = _PER_CLASS.get(type(loss), 0) + 1
+        _PER_CLASS[cls] = _PER_CLASS.get(cls, 0) + 1
         return True
 
     def make() -> tuple[CKernel, float]:
-        src = nll_source(loss, dtype) if isinstance(loss, NLLSpec) else source(loss, dtype)
-        built = _build(src, dtype)
+        built = _build(source(form, dtype), dtype, form.n_inputs, form.n_args)
         return built, built.compile_s
 
-    found = _request((type(loss), repr(loss), dtype), f"{loss!r} {dtype}", make, wait, admit)
+    label = f"{form.key} {dtype}"
+    found = _request((cls, form.kind, form.key, dtype), label, make, admit)
     if not isinstance(found, CKernel):
         return None
     try:
-        if len(_READY) > 4 * MAX_PER_CLASS:
+        if len(_READY) > 8 * MAX_PER_CLASS:
             _READY.clear()
-        _READY[(loss, dtype)] = found
+        _READY[(form, dtype)] = found
     except TypeError:
         pass
     return found
 
 
-#: built kernels by (loss object, dtype): frozen dataclasses hash by their parameters
+#: built kernels by (form, dtype): frozen dataclasses hash by their parameters
 _READY: dict[tuple[Any, str], CKernel] = {}
 
 
-def _request(
-    key: tuple[Any, ...],
-    label: str,
-    make: Any,
-    wait: bool,
-    admit: Any = None,
-) -> Any:
-    """The built object of ``key``; on the first request ``make()`` (returning the object
-    and its build seconds) starts on a background thread, and None is returned meanwhile."""
+def _request(key: tuple[Any, ...], label: str, make: Any, admit: Any = None) -> Any:
+    """The built object of ``key``, made by ``make()`` (returning the object and its build
+    seconds) on the first request, under the lock: a second thread asking meanwhile waits
+    for it rather than building it again. A failed build is remembered as None."""
     done = _KERNELS.get(key, _MISSING)
     if done is not _MISSING:
         return done
     with _LOCK:
         if key in _KERNELS:
             return _KERNELS[key]
-        pending = _PENDING.get(key)
-        if pending is None:
-            if admit is not None and not admit():
-                _KERNELS[key] = None
-                return None
-            pending = threading.Thread(
-                target=_build_into, args=(key, label, make), name="regloss-kernel", daemon=True
-            )
-            _PENDING[key] = pending
-            pending.start()
-    if wait:
-        pending.join()
-        return _KERNELS.get(key)
-    return None
+        if admit is not None and not admit():
+            _KERNELS[key] = None
+            return None
+        result: Any = None
+        try:
+            result, seconds = make()
+            _STATUS[label] = f"ready in {seconds:.3f} s"
+        except Untraceable as exc:
+            _STATUS[label] = f"not traceable: {exc}"
+        except (OSError, subprocess.SubprocessError) as exc:
+            _STATUS[label] = f"no kernel: {exc}"
+        except Exception as exc:  # a kernel is an optimisation: never fail the user's call
+            _STATUS[label] = f"no kernel: {type(exc).__name__}: {exc}"
+        _KERNELS[key] = result
+        return result
 
 
 _MISSING = object()
-_PENDING: dict[tuple[Any, ...], threading.Thread] = {}
 
 
 def _after_fork_in_child() -> None:
     """A forked child (DataLoader workers, multiprocessing) has none of the parent's
-    threads: a lock held or a build pending at the fork would otherwise never be released
-    or finish there. Built kernels stay loaded; pending ones are requested again."""
+    threads: a lock held by one of them at the fork would never be released there."""
     global _LOCK
-    _LOCK = threading.Lock()
-    for key in list(_PENDING):
-        _PENDING.pop(key)
-        if isinstance(key[0], type):  # a loss kernel (libraries are not counted per class)
-            _PER_CLASS[key[0]] = max(0, _PER_CLASS.get(key[0], 1) - 1)
+    _LOCK = threading.RLock()
 
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-def _build_into(key: tuple[Any, ...], label: str, make: Any) -> None:
-    result: Any = None
-    try:
-        result, seconds = make()
-        _STATUS[label] = f"ready in {seconds:.3f} s"
-    except Untraceable as exc:
-        _STATUS[label] = f"not traceable: {exc}"
-    except (OSError, subprocess.SubprocessError) as exc:
-        _STATUS[label] = f"no kernel: {exc}"
-    except Exception as exc:  # a kernel is an optimisation: never fail the user's call
-        _STATUS[label] = f"no kernel: {type(exc).__name__}: {exc}"
-    with _LOCK:
-        _KERNELS[key] = result
-        _PENDING.pop(key, None)
+def warm(forms: list[Form], dtypes: tuple[str, ...], jobs: int = 2) -> dict[str, float]:
+    """Build (or load) the kernels of ``forms`` in ``dtypes`` into the disk cache and this
+    process, compiling up to ``jobs`` at a time: what tests and benchmarks run first, so
+    that no call waits for a compiler. Returns the build or load seconds per kernel (none
+    where kernels are off or a form is not traceable)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    if not enabled():
+        return {}
+
+    def compile_one(item: tuple[Form, str]) -> None:
+        form, dt = item
+        try:
+            _compile(source(form, dt))  # into the disk cache, outside the build lock
+        except (Untraceable, OSError, subprocess.SubprocessError):
+            pass  # kernel() below records why
+
+    items = [(f, dt) for f in forms for dt in dtypes]
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        list(pool.map(compile_one, items))
+    out = {}
+    for form, dt in items:
+        k = kernel(form, dt)
+        if k is not None:
+            out[f"{form.key} {dt}"] = k.compile_s
+    return out
 
 
 def status() -> dict[str, str]:

@@ -1,20 +1,22 @@
 """GPU kernels generated from the traced definitions, in Triton.
 
-For a loss, :func:`source` writes one Triton module from the definition's graph
-(``trace.py``), the same graph the C kernels come from:
+For a form (:mod:`regloss.losses._form`), :func:`source` writes one Triton module from the
+definition's graph (``trace.py``), the same graph the C kernels come from:
 
-* ``rl_fwd``: reads prediction, target and the optional weight and mask once; r is set to 0
-  where the mask (or ``nan_policy='omit'`` on a NaN target) drops the element; writes
-  ψ(r)·f·s (f = weight × keep, s = num/den the reduction's scale where it is known before
-  the pass: 1/N for an unweighted mean) as the gradient and ρ(r)·f for ``reduction='none'``,
-  and one partial sum of ρ·f·s (stored in float64) and of f per block of ``BLOCK`` elements,
-  which the wrapper adds in float64 (the partial sums of 1,024 the accumulation contract
-  asks for). A training step is then one launch forward (plus the float64 sum of the
-  partials and its cast) and one multiplication by the incoming gradient backward;
-* ``rl_elem``: ρ, ψ and ψ′ of given residuals (ψ′ is the double-backward factor).
+* ``rl_fwd``: reads the k inputs (prediction, target, an NLL's scale input) and the
+  optional weight and mask once; an element the mask (or ``nan_policy='omit'`` on a NaN
+  target) drops is evaluated at the form's neutral arguments and weighed 0; writes each
+  argument's gradient times f·s (f = weight × keep, s = num/den the reduction's scale
+  where it is known before the pass: 1/N for an unweighted mean), the value times f for
+  ``reduction='none'``, and one partial sum of value·f·s (stored in float64) and of f per
+  block of ``BLOCK`` elements, which the finishing program adds in float64. A training
+  step is then one launch forward and one multiplication by the incoming gradient
+  backward;
+* ``rl_elem``: value, gradients and Hessian of given arguments (the double-backward
+  factors; the range tests).
 
 Inputs may be float32, float64, float16 or bfloat16; the arithmetic runs in float64 for
-float64 inputs and float32 otherwise, which is also the dtype of ψ·f·s and ρ·f.
+float64 inputs and float32 otherwise, which is also the dtype of the written gradients.
 
 Transcendental functions and the square root come from ``libdevice`` on the GPU (full
 precision; ``tl.exp`` and ``tl.log`` are approximate, ``tl.sqrt_rn`` is float32 only).
@@ -35,10 +37,13 @@ from typing import Any
 
 import numpy as np
 
-from ..losses import Loss
-from .trace import Emitter, Untraceable, trace
+from .._backend import Result, compute_dtype, factor
+from .._thresholds import value as threshold
+from .._validate import Prepared
+from ..losses import Form
+from .trace import Emitter, Untraceable, trace_form
 
-__all__ = ["BLOCK", "elementwise", "forward", "scale_into", "source"]
+__all__ = ["BLOCK", "elementwise", "forward", "run", "scale_into", "serves", "source"]
 
 #: elements per program, and warps per program: measured by ``benchmarks/tune_gpu.py`` on
 #: an H200 at 2^26 elements, 4,096 x 8 moved 0.90-0.94 of copy bandwidth for the cheap
@@ -56,13 +61,16 @@ FINAL_MAX_BLOCKS = 1 << 14
 #: ``mul_``: its launch costs the host less than a Triton launch (measured 1.07-1.22x on an
 #: H200 from 2^10 to 2^20), and what ``rl_scale`` saves the device (8 bytes an element
 #: where the incoming gradient is 1) is a few microseconds there
-SCALE_ON_DEVICE_FROM = 1 << 22
+SCALE_ON_DEVICE_FROM = threshold("gpu_scale_on_device")
 
 #: functions taken from libdevice on the GPU (and NumPy in the interpreter)
 _MATH = ("exp", "expm1", "log", "log1p", "sinh", "tanh", "pow", "sqrt")
 
 
 class _Emitter(Emitter):
+    def __init__(self, leaves: tuple[str, ...]) -> None:
+        super().__init__(leaves)
+
     def literal(self, x: float) -> str:
         if math.isnan(x):
             raise Untraceable("NaN constant")
@@ -109,15 +117,42 @@ _PROLOGUE = (
 )
 
 
-def source(loss: Loss) -> str:
-    """The Triton module of ``loss``'s kernels (``rl_fwd``, ``rl_elem``)."""
-    rho, psi, dpsi = trace(loss.rho), trace(loss.psi), trace(loss.psi_prime)
-    fwd = _Emitter()
-    f_rho, f_psi = fwd.value(rho), fwd.value(psi)
-    el = _Emitter()
-    e_rho, e_psi, e_dpsi = el.value(rho), el.value(psi), el.value(dpsi)
+def source(form: Form) -> str:
+    """The Triton module of ``form``'s kernels (``rl_fwd``, ``rl_elem``)."""
+    g = trace_form(form)
+    k, m = len(g.inputs), len(g.args)
+    fwd = _Emitter(g.inputs + g.args)
+    arg_names = [fwd.value(a) for a in g.arguments]
+    # a dropped element is evaluated at the neutral arguments (finite), then weighed 0
+    fwd.lines += [
+        f"    a{j} = tl.where(keep, {name}, zero + {float(n)!r})"
+        for j, (name, n) in enumerate(zip(arg_names, form.neutral, strict=True))
+    ]
+    f_val = fwd.value(g.value)
+    f_grads = [fwd.value(x) for x in g.grads]
+    el = _Emitter(g.args)
+    e_outs = [el.value(x) for x in (g.value, *g.grads, *g.hess)]
     binds = "\n".join(f"M_{n} = _FNS['{n}']" for n in _MATH)
-    return f'''"""regloss Triton kernels for {loss!r}; generated from the definition's graph."""
+    ins = ", ".join(f"in{i}_ptr" for i in range(k))
+    gs = ", ".join(f"g{j}_ptr" for j in range(m))
+    loads = "\n".join(
+        f"    x{i} = tl.load(in{i}_ptr + offs, mask=m, other=0.0).to(zero.dtype)" for i in range(k)
+    )
+    stores = "\n".join(
+        f"        tl.store(g{j}_ptr + offs, ({x} * f * s.to(zero.dtype))"
+        f".to(g{j}_ptr.dtype.element_ty), mask=m)"
+        for j, x in enumerate(f_grads)
+    )
+    el_ins = ", ".join(f"a{j}_ptr" for j in range(m))
+    el_outs = ", ".join(f"o{j}_ptr" for j in range(len(e_outs)))
+    el_loads = "\n".join(
+        f"    a{j} = tl.load(a{j}_ptr + offs, mask=m, other=0.0).to(zero.dtype)" for j in range(m)
+    )
+    el_stores = "\n".join(
+        f"    tl.store(o{j}_ptr + offs, ({x}).to(o{j}_ptr.dtype.element_ty), mask=m)"
+        for j, x in enumerate(e_outs)
+    )
+    return f'''"""regloss Triton kernels for {form!r}; generated from the definition's graph."""
 import triton
 import triton.language as tl
 
@@ -129,7 +164,7 @@ INF = tl.constexpr(float("inf"))
 
 
 @triton.jit
-def rl_fwd(p_ptr, t_ptr, w_ptr, k_ptr, g_ptr, v_ptr, part_ptr, fpart_ptr, out_ptr, cnt_ptr,
+def rl_fwd({ins}, w_ptr, k_ptr, {gs}, v_ptr, part_ptr, fpart_ptr, out_ptr, cnt_ptr,
            n, num, den, HAS_W: tl.constexpr, HAS_K: tl.constexpr, OMIT: tl.constexpr,
            WANT_G: tl.constexpr, WANT_V: tl.constexpr, WANT_F: tl.constexpr,
            FINAL: tl.constexpr, F64: tl.constexpr, I64: tl.constexpr, BLOCK: tl.constexpr,
@@ -138,25 +173,22 @@ def rl_fwd(p_ptr, t_ptr, w_ptr, k_ptr, g_ptr, v_ptr, part_ptr, fpart_ptr, out_pt
     # correctly rounded, as Python's num / den (tl.cast: an argument equal to 1 arrives as a
     # constexpr Python int, which has no .to)
     s = tl.cast(num, tl.float64) / tl.cast(den, tl.float64)
-    p = tl.load(p_ptr + offs, mask=m, other=0.0).to(zero.dtype)
-    t = tl.load(t_ptr + offs, mask=m, other=0.0).to(zero.dtype)
+{loads}
     keep = m
     if HAS_K:
         keep = keep & (tl.load(k_ptr + offs, mask=m, other=0) != 0)
     if OMIT:
-        keep = keep & (t == t)
-    r = tl.where(keep, p - t, zero)
+        keep = keep & (x1 == x1)
     f = tl.where(keep, zero + 1.0, zero)
     if HAS_W:
         f = f * tl.load(w_ptr + offs, mask=m, other=0.0).to(zero.dtype)
 {chr(10).join(fwd.lines)}
-    rho = {f_rho}
-    psi = {f_psi}
+    value = {f_val}
     if WANT_G:
-        tl.store(g_ptr + offs, (psi * f * s.to(zero.dtype)).to(g_ptr.dtype.element_ty), mask=m)
+{stores}
     if WANT_V:
-        tl.store(v_ptr + offs, (rho * f).to(v_ptr.dtype.element_ty), mask=m)
-    part = tl.sum(tl.where(m, rho * f, zero), axis=0)
+        tl.store(v_ptr + offs, (value * f).to(v_ptr.dtype.element_ty), mask=m)
+    part = tl.sum(tl.where(m, value * f, zero), axis=0)
     tl.store(part_ptr + pid, part.to(tl.float64) * s)
     if WANT_F:  # a second block reduction only where the count is asked for
         tl.store(fpart_ptr + pid, tl.sum(f, axis=0))
@@ -179,14 +211,12 @@ def rl_fwd(p_ptr, t_ptr, w_ptr, k_ptr, g_ptr, v_ptr, part_ptr, fpart_ptr, out_pt
 
 
 @triton.jit
-def rl_elem(x_ptr, rho_ptr, psi_ptr, dpsi_ptr, n, F64: tl.constexpr, I64: tl.constexpr,
+def rl_elem({el_ins}, {el_outs}, n, F64: tl.constexpr, I64: tl.constexpr,
             BLOCK: tl.constexpr):
 {_PROLOGUE}
-    r = tl.load(x_ptr + offs, mask=m, other=0.0).to(zero.dtype)
+{el_loads}
 {chr(10).join(el.lines)}
-    tl.store(rho_ptr + offs, ({e_rho}).to(rho_ptr.dtype.element_ty), mask=m)
-    tl.store(psi_ptr + offs, ({e_psi}).to(psi_ptr.dtype.element_ty), mask=m)
-    tl.store(dpsi_ptr + offs, ({e_dpsi}).to(dpsi_ptr.dtype.element_ty), mask=m)
+{el_stores}
 '''
 
 
@@ -221,12 +251,12 @@ def math_functions() -> dict[str, Any]:
 _MODULES: dict[tuple[str, bool], Any] = {}
 
 
-def module(loss: Loss) -> Any:
-    """The imported kernel module of ``loss`` (generated on first use; cached by content)."""
-    key = (repr(loss) + type(loss).__qualname__, interpreting())
+def module(form: Form) -> Any:
+    """The imported kernel module of ``form`` (generated on first use; cached by content)."""
+    key = (form.kind + " " + form.key + type(form.definition).__qualname__, interpreting())
     mod = _MODULES.get(key)
     if mod is None:
-        mod = _MODULES[key] = _load(source(loss))
+        mod = _MODULES[key] = _load(source(form))
     return mod
 
 
@@ -315,9 +345,8 @@ def _counter(device: Any) -> Any:
 
 
 def forward(
-    loss: Loss,
-    prediction: Any,
-    target: Any,
+    form: Form,
+    inputs: tuple[Any, ...],
     *,
     weight: Any = None,
     keep: Any = None,
@@ -327,16 +356,18 @@ def forward(
     scale: tuple[int, int] = (1, 1),
     want_count: bool = True,
     total_dtype: Any = None,
-) -> tuple[Any, Any, Any, Any]:
-    """``(Σρ·f·s, Σf, ψ·f·s or None, ρ·f or None)`` for contiguous torch tensors of one
-    shape (weight and keep too, keep boolean), with ``s = scale[0] / scale[1]``. Σρ·f·s is
-    a 0-d tensor of ``total_dtype`` (float64 by default), added in float64 by the kernel
-    itself, or None where ``want_value`` (then ρ·f is what is asked for); Σf is a float64
-    0-d tensor or None unless ``want_count``; ψ·f·s and ρ·f are in the compute dtype
-    (float64 for float64 inputs, float32 otherwise)."""
+) -> tuple[Any, Any, tuple[Any, ...], Any]:
+    """``(Σvalue·f·s, Σf, (each argument's gradient·f·s) or Nones, value·f or None)`` for
+    contiguous torch tensors of one shape (weight and keep too, keep boolean), with
+    ``s = scale[0] / scale[1]``. Σvalue·f·s is a 0-d tensor of ``total_dtype`` (float64 by
+    default), added in float64 by the kernel itself, or None where ``want_value`` (then
+    value·f is what is asked for); Σf is a float64 0-d tensor or None unless
+    ``want_count``; the gradients and value·f are in the compute dtype (float64 for
+    float64 inputs, float32 otherwise)."""
     import torch
 
-    mod = module(loss)
+    mod = module(form)
+    prediction = inputs[0]
     n = prediction.numel()
     f64 = prediction.dtype == torch.float64
     blocks, i64 = _grid(n)
@@ -344,17 +375,18 @@ def forward(
     device = prediction.device
     part = torch.empty(blocks, dtype=torch.float64, device=device)
     fpart = torch.empty(blocks, dtype=acc, device=device) if want_count else part
-    g = torch.empty_like(prediction, dtype=acc) if want_grad else None
+    grads = tuple(
+        torch.empty_like(prediction, dtype=acc) if want_grad else None for _ in range(form.n_args)
+    )
     v = torch.empty_like(prediction, dtype=acc) if want_value else None
     final = not want_value and blocks <= FINAL_MAX_BLOCKS
     total = torch.empty((), dtype=total_dtype or torch.float64, device=device) if final else None
     # an absent input or output is passed as the prediction: its flag keeps it unused
     mod.rl_fwd[(blocks,)](
-        prediction,
-        target,
+        *inputs,
         weight if weight is not None else prediction,
         keep.view(torch.uint8) if keep is not None else prediction,
-        g if g is not None else prediction,
+        *(g if g is not None else prediction for g in grads),
         v if v is not None else prediction,
         part,
         fpart,
@@ -381,18 +413,67 @@ def forward(
         total = part.sum()
         if total_dtype is not None and total_dtype != torch.float64:
             total = total.to(total_dtype)
-    return total, count, g, v
+    return total, count, grads, v
 
 
-def elementwise(loss: Loss, r: Any) -> tuple[Any, Any, Any]:
-    """(ρ, ψ, ψ′) of a flat contiguous torch tensor of residuals."""
+def serves(form: Form, prep: Prepared) -> bool:
+    """Whether the generated Triton kernel covers ``prep`` (metadata only): a registered,
+    position-independent form; every input plain, of one dtype and of the broadcast shape
+    (no broadcasting: the kernel indexes one flat range)."""
     import torch
 
-    mod = module(loss)
-    n = r.numel()
-    out = [torch.empty_like(r) for _ in range(3)]
+    if not form.registered or form.depends_on_position() or form.params_need_grad():
+        return False
+    p = prep.inputs[0]
+    shape = tuple(prep.shape)
+    return all(
+        type(x) is torch.Tensor and x.dtype == p.dtype and tuple(x.shape) == shape
+        for x in prep.inputs
+    )
+
+
+def run(form: Form, prep: Prepared, need_grad: bool) -> Result:
+    """The backend contract from the generated Triton kernel — every option (weight, mask,
+    nan_policy, all reductions) in one pass — for inputs :func:`serves` accepts."""
+    import torch
+
+    dtype = compute_dtype(torch, prep)
+    f = factor(torch, prep, dtype)
+    weight = None if f is None else torch.broadcast_to(f, prep.shape).contiguous()
+    keep = None if prep.keep is None else torch.broadcast_to(prep.keep, prep.shape).contiguous()
+    red = prep.reduction
+    # Without weights or a mask the reduction's scale is known now (1/N for 'mean'): the
+    # kernel folds it into the gradients and the partial sums, so nothing is left to launch.
+    ratio = red.ratio(prep.shape) if f is None else (1, 1)
+    total, _, grads, value = forward(
+        form,
+        tuple(x.contiguous() for x in prep.inputs),
+        weight=weight,
+        keep=keep,
+        want_grad=need_grad,
+        want_value=red.elementwise,
+        scale=ratio,
+        want_count=False,
+        total_dtype=dtype,
+    )
+    if red.elementwise:
+        return Result(value, grads, 1.0, 1.0)
+    scale = 1.0 if f is None else red.scale(torch, prep.shape, f)
+    return Result(total, grads, scale, scale)
+
+
+def elementwise(form: Form, *args: Any) -> tuple[Any, ...]:
+    """Value, gradients and Hessian (upper triangle) of flat contiguous torch tensors of
+    the form's arguments."""
+    import torch
+
+    mod = module(form)
+    a = args[0]
+    n = a.numel()
+    m = form.n_args
+    out = [torch.empty_like(a) for _ in range(1 + m + m * (m + 1) // 2)]
     blocks, i64 = _grid(n)
     mod.rl_elem[(blocks,)](
-        *[r, *out], n, F64=r.dtype == torch.float64, I64=i64, BLOCK=BLOCK, num_warps=NUM_WARPS
+        *args, *out, n, F64=a.dtype == torch.float64, I64=i64, BLOCK=BLOCK, num_warps=NUM_WARPS
     )
-    return out[0], out[1], out[2]
+    return tuple(out)

@@ -15,9 +15,9 @@ loss then simply has no generated kernel and runs eagerly.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
-__all__ = ["TRACE", "Sym", "Untraceable", "trace"]
+__all__ = ["TRACE", "FormGraph", "Sym", "Untraceable", "trace", "trace_form"]
 
 
 class Untraceable(TypeError):
@@ -269,6 +269,36 @@ def trace(fn: Callable[..., Any], inputs: tuple[str, ...] = ("r",)) -> Any:
     return hoist_selects(_as_node(out))
 
 
+class FormGraph(NamedTuple):
+    """A form traced in two stages: its arguments from the inputs (leaves ``x0``, ``x1``,
+    ...), then value, gradient and Hessian from the arguments (leaves ``a0``, ``a1``)."""
+
+    inputs: tuple[str, ...]
+    args: tuple[str, ...]
+    arguments: tuple[Sym, ...]
+    value: Sym
+    grads: tuple[Sym, ...]
+    hess: tuple[Sym, ...]
+
+
+def trace_form(form: Any) -> FormGraph:
+    """The graphs of a form (:class:`regloss.losses.Form`); Untraceable where the
+    definition uses an operation the tracer lacks."""
+    inputs = tuple(f"x{i}" for i in range(form.n_inputs))
+    args = tuple(f"a{j}" for j in range(form.n_args))
+
+    def as_tuple(x: Any) -> tuple[Sym, ...]:
+        return x if isinstance(x, tuple) else (x,)
+
+    arguments = as_tuple(trace(lambda *xs: tuple(form.arguments(TRACE, xs)), inputs))
+    value = trace(form.value, args)
+    grads = as_tuple(trace(lambda *a: tuple(form.grad(*a)), args))
+    hess = as_tuple(trace(lambda *a: tuple(form.hess(*a)), args))
+    if isinstance(value, tuple) or len(arguments) != len(args) or len(grads) != len(args):
+        raise Untraceable("a form's value, arguments and gradients do not match")
+    return FormGraph(inputs, args, arguments, value, grads, hess)
+
+
 #: operations worth one select per operand instead of a second evaluation: a select costs
 #: one instruction, a division several (a reciprocal and its refinement), a function tens
 HOISTED = frozenset({"div", "sqrt", "exp", "expm1", "log", "log1p", "sinh", "tanh", "pow"})
@@ -362,11 +392,13 @@ FUNCTIONS = ("abs", "exp", "expm1", "log", "log1p", "sqrt", "sinh", "tanh", "flo
 
 class Emitter:
     """Writes a traced graph as straight-line code, one named value per node (a node used
-    twice is computed once). A backend (C, Triton) supplies the syntax below."""
+    twice is computed once). A backend (C, Triton) supplies the syntax below. ``leaves``
+    are the graph's inputs (the names :func:`trace` gave them), written as themselves."""
 
-    def __init__(self) -> None:
+    def __init__(self, leaves: tuple[str, ...] = ("r", "v")) -> None:
         self.lines: list[str] = []
         self.names: dict[int, str] = {}
+        self.leaves = frozenset(leaves)
 
     # --- the backend's syntax -----------------------------------------------------------
     def literal(self, x: float) -> str:
@@ -408,7 +440,7 @@ class Emitter:
 
     def expr(self, x: Sym) -> str:
         op, a = x.op, x.args
-        if op in ("r", "v"):  # the inputs: residual, and an NLL's (floored) scale input
+        if op in self.leaves and not a:  # the graph's inputs
             return op
         if op == "const":
             return self.const(a[0])

@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 
-from ..losses import available_losses, available_nll_losses, get_loss
-from ..losses._nll import _NLL_REGISTRY
+from ..losses import available_losses, available_nll_losses, get_loss, registered_nll
 from ..stats import properties
 from ._table import table, terminal_width
 
@@ -52,7 +51,7 @@ def _nll_rows() -> list[list[str]]:
     """The likelihoods with a predicted scale (their own registry: three inputs)."""
     rows = []
     for name in available_nll_losses():
-        cls = _NLL_REGISTRY[name]
+        cls = registered_nll()[name]
         third = cls.scale_input
         rows.append([name, f"{third} (or log_{third}=True)", cls.formula, cls.noise_model])
     return rows

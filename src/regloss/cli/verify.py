@@ -7,8 +7,7 @@ import dataclasses
 from typing import Any
 
 from ..gradcheck import check_gradients, check_nll_gradients
-from ..losses import available_losses, available_nll_losses, get_loss, get_nll_loss
-from ..losses._base import _REGISTRY
+from ..losses import available_losses, available_nll_losses, get_loss, get_nll_loss, registered
 from ._progress import steps
 from ._table import table
 
@@ -29,7 +28,7 @@ def settings() -> list[dict[str, Any]]:
     """Defaults of every registered loss that has them, plus :data:`EXTRA`."""
     out: list[dict[str, Any]] = []
     for name in available_losses():
-        fields = dataclasses.fields(_REGISTRY[name])
+        fields = dataclasses.fields(registered()[name])
         if all(f.default is not dataclasses.MISSING for f in fields):
             out.append({"name": name})
         out += [{"name": name, **p} for p in EXTRA.get(name, [])]

@@ -190,11 +190,11 @@ SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
 }
 
 
-def library(*, wait: bool = False) -> Any | None:
-    """The compiled pass, or None (not built yet, no compiler, or kernels off)."""
+def library() -> Any | None:
+    """The compiled pass (built on first request), or None (no compiler, or kernels off)."""
     from .._kernels import c
 
-    return c.library("diagnose", SOURCE, SIGNATURES, wait=wait)
+    return c.library("diagnose", SOURCE, SIGNATURES)
 
 
 def _address(a: np.ndarray) -> int:

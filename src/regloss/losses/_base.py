@@ -13,7 +13,19 @@ import numpy as np
 from .._namespace import namespace
 from .._typing import Array
 
-__all__ = ["Loss", "available_losses", "get_loss", "register", "resolve"]
+__all__ = [
+    "Definition",
+    "Loss",
+    "PairLoss",
+    "available_losses",
+    "get_definition",
+    "get_loss",
+    "register",
+    "registered",
+    "resolve",
+    "resolve_definition",
+    "unregister",
+]
 
 
 def _floating(r: Any) -> Any:
@@ -186,28 +198,60 @@ class Loss:
         return f"{self.name}({args})"
 
 
-class AutodiffForm(Loss):
-    """``base`` evaluated as plain array operations, for autodiff to differentiate through
-    its (overflow-safe) formula: used where parameters themselves are differentiated or
-    traced (an annealed JAX parameter, Barron's alpha as a tensor that requires grad)."""
+@dataclasses.dataclass(frozen=True)
+class PairLoss:
+    r"""A loss of ``(prediction, target)`` that is not a function of their difference.
 
-    base: Loss
+    Subclasses are frozen dataclasses like :class:`Loss` and define, written once against
+    the array namespace of their arguments (``p`` the prediction, ``t`` the target):
 
-    def __init__(self, base: Loss) -> None:
-        object.__setattr__(self, "base", base)
+    ``value(p, t)``
+        the elementwise loss;
+    ``grad(p, t)``
+        ``(d/dp, d/dt)``;
+    ``hess(p, t)``
+        ``(d²/dp², d²/dp dt, d²/dt²)``.
 
-    def rho(self, r: Array) -> Array:
-        return self.base.rho(r)
+    Registered with :func:`register`, such a loss gets every front-end and route of the
+    residual losses (values, analytic gradients, double backward, the generated kernels).
+    ``neutral`` is a point (p, t) where value and gradient are finite: masked elements are
+    evaluated there and then multiplied by 0.
+    """
 
-    def rho_sum(self, r: Array, *, overwrite: bool = False) -> Array:
-        return namespace(r).sum(self.base.rho(r))
+    name: ClassVar[str] = ""
+    formula: ClassVar[str] = ""
+    noise_model: ClassVar[str | None] = None
+    param_names: ClassVar[tuple[str, ...]] = ()
+    #: (p, t) where a masked element is evaluated (then multiplied by 0)
+    neutral: ClassVar[tuple[float, float]] = (0.0, 0.0)
+
+    def value(self, p: Array, t: Array) -> Array:
+        raise NotImplementedError
+
+    def grad(self, p: Array, t: Array) -> tuple[Array, Array]:
+        raise NotImplementedError
+
+    def hess(self, p: Array, t: Array) -> tuple[Array, Array, Array]:
+        raise NotImplementedError
 
     def depends_on_position(self) -> bool:
-        return self.base.depends_on_position()
+        return False
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The tuning parameters as a dict."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
+        return f"{self.name}({args})"
 
 
-_REGISTRY: dict[str, type[Loss]] = {}
-L = TypeVar("L", bound=type[Loss])
+#: what the registry holds: losses of the residual, and losses of (prediction, target)
+Definition = Loss | PairLoss
+
+_REGISTRY: dict[str, type[Loss] | type[PairLoss]] = {}
+L = TypeVar("L", bound=type[Loss] | type[PairLoss])
 
 
 def register(name: str) -> Callable[[L], L]:
@@ -222,6 +266,16 @@ def register(name: str) -> Callable[[L], L]:
         return cls
 
     return decorate
+
+
+def unregister(name: str) -> None:
+    """Remove the loss registered as ``name`` (tests that register one for a while)."""
+    _REGISTRY.pop(name, None)
+
+
+def registered() -> dict[str, type[Loss] | type[PairLoss]]:
+    """Registry name -> class, in registration order (a copy)."""
+    return dict(_REGISTRY)
 
 
 def available_losses() -> list[str]:
@@ -240,15 +294,8 @@ def available_losses() -> list[str]:
     return list(_REGISTRY)
 
 
-def get_loss(name: str, **params: Any) -> Loss:
-    """Return the loss registered as ``name`` with keyword-only ``params``.
-
-    Examples
-    --------
-    >>> import regloss
-    >>> regloss.get_loss("huber", delta=2.0)
-    huber(delta=2.0)
-    """
+def get_definition(name: str, **params: Any) -> Loss | PairLoss:
+    """The loss registered as ``name``, of the residual or of (prediction, target)."""
     if not isinstance(name, str):
         raise TypeError(
             f"loss must be a registered name or a regloss Loss, got {type(name).__name__}; "
@@ -262,10 +309,35 @@ def get_loss(name: str, **params: Any) -> Loss:
     return cls(**params)
 
 
+def get_loss(name: str, **params: Any) -> Loss:
+    """Return the loss registered as ``name`` with keyword-only ``params``.
+
+    Examples
+    --------
+    >>> import regloss
+    >>> regloss.get_loss("huber", delta=2.0)
+    huber(delta=2.0)
+    """
+    return _residual(get_definition(name, **params))
+
+
+def _residual(spec: Loss | PairLoss) -> Loss:
+    if not isinstance(spec, Loss):
+        raise TypeError(
+            f"{spec.name!r} is a loss of (prediction, target), not of their difference: it "
+            "has no rho/psi; use it through the front-ends (regloss.numpy, regloss.torch, "
+            "regloss.jax)"
+        )
+    return spec
+
+
 def check_parameter_names(name: str, cls: type, params: dict[str, Any]) -> None:
     """TypeError naming the accepted parameters when ``params`` has others."""
-    names = cls.__dict__.get("param_names")  # set by register(); others: read the fields
-    accepted = list(names) if names is not None else [f.name for f in dataclasses.fields(cls)]
+    # register() sets param_names on the registered class itself; a subclass reads its
+    # fields (not cls.__dict__: torch.compile's Dynamo refuses mapping proxies after it has
+    # seen any dict change)
+    own = getattr(cls, "name", None) in _REGISTRY and _REGISTRY[cls.name] is cls
+    accepted = list(cls.param_names) if own else [f.name for f in dataclasses.fields(cls)]
     unknown = sorted(set(params) - set(accepted))
     if unknown:
         raise TypeError(
@@ -274,13 +346,20 @@ def check_parameter_names(name: str, cls: type, params: dict[str, Any]) -> None:
         )
 
 
-def resolve(loss: str | Loss, params: dict[str, Any] | None = None) -> Loss:
-    """A :class:`Loss` from a name plus parameters, or the loss object itself."""
-    if isinstance(loss, Loss):
+def resolve_definition(
+    loss: str | Loss | PairLoss, params: dict[str, Any] | None = None
+) -> Loss | PairLoss:
+    """A loss of either kind from a name plus parameters, or the loss object itself."""
+    if isinstance(loss, (Loss, PairLoss)):
         if params:
             raise TypeError(
                 f"parameters {sorted(params)} were given with a Loss object {loss!r}; "
                 "set them on the object (regloss.get_loss(name, **params)) instead"
             )
         return loss
-    return get_loss(loss, **(params or {}))
+    return get_definition(loss, **(params or {}))
+
+
+def resolve(loss: str | Loss, params: dict[str, Any] | None = None) -> Loss:
+    """A :class:`Loss` (of the residual) from a name plus parameters, or the loss object."""
+    return _residual(resolve_definition(loss, params))

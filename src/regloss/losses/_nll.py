@@ -29,6 +29,7 @@ __all__ = [
     "NLLLoss",
     "available_nll_losses",
     "get_nll_loss",
+    "registered_nll",
     "resolve_nll",
 ]
 
@@ -111,6 +112,11 @@ def _register(name: str) -> Callable[[N], N]:
         return cls
 
     return decorate
+
+
+def registered_nll() -> dict[str, type[NLLLoss]]:
+    """Registry name -> class of the NLL losses (a copy)."""
+    return dict(_NLL_REGISTRY)
 
 
 def available_nll_losses() -> list[str]:

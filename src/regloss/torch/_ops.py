@@ -1,124 +1,130 @@
-"""regloss's fused forward as a ``torch.library`` custom op, for torch.compile.
+"""The compile route: a loss call as one ``torch.library`` custom op in compiled graphs.
 
-Inside a compiled graph a loss without options is one opaque op, ``regloss::loss_forward``,
-whose eager implementation runs regloss's fastest path at run time (the generated C
-kernel on the CPU, the generated Triton kernel on CUDA; the eager composition otherwise)
-and returns the loss and ψ·scale together. Its fake implementation gives the output shapes
-and dtypes without touching data, so Dynamo and AOTAutograd trace it with
-``fullgraph=True`` on any device; its backward is one multiplication by the saved ψ·scale,
-and under ``create_graph=True`` the gradient is rebuilt from ``_Psi`` (analytic ψ′), as in
-eager mode. Eager calls never go through the op (it costs a dispatcher round trip); they
-keep ``_LossFunction``.
+Inside a graph compiled by torch.compile, a call without weight, mask or NaN omission is
+one opaque op, ``regloss::forward(inputs, kind, key, reduction)``, whose eager
+implementation runs, at run time, the backend the route table gives the same call outside
+compilation (the generated C kernel on the CPU, the generated Triton kernel on CUDA, eager
+otherwise) and returns the loss with each argument's gradient times the reduction's scale.
+Its fake implementation gives shapes and dtypes without touching data, so Dynamo and
+AOTAutograd trace it with ``fullgraph=True`` on any device. Its backward is the carrier's
+(``_carrier.py``): the buffers times the incoming gradient, mapped to the inputs by the
+form's feeds; under ``create_graph=True`` the gradient is rebuilt from the analytic
+Hessian. Eager calls never go through the op (it costs a dispatcher round trip).
 
-Loss objects are not op arguments: the op takes the loss's repr (``cauchy(c=2.385)``), from
-which :func:`_loss` rebuilds it once per process (a traced registration would run only after
-the graph, too late for its first call).
+Forms are not op arguments: the op takes the form's kind and key (``cauchy(c=2.385)``),
+from which :func:`form_of_key` rebuilds it once per process.
 """
 
 from __future__ import annotations
 
+import ast
+from collections.abc import Callable
 from typing import Any
 
 import torch
 
-from .. import _reduce
-from .._validate import Prepared, prepare
-from ..losses import Loss, get_loss
+from .._backend import Result
+from .._reduction import get_reduction
+from .._validate import Prepared
+from ..losses import Form, form_of, get_definition, get_nll_loss
+from ._carrier import differentiable_gradient, input_gradients
 
-__all__ = ["loss_forward", "usable"]
+__all__ = ["form_of_key", "make_op"]
 
-_LOSSES: dict[str, Loss] = {}
-
-
-def key_of(loss: Loss) -> str:
-    return repr(loss)
+_FORMS: dict[tuple[str, str], Form] = {}
 
 
-def _loss(key: str) -> Loss:
-    """The loss a key names: ``name(p=1.0, q=2.0)`` with float parameters."""
-    loss = _LOSSES.get(key)
-    if loss is None:
-        name, _, rest = key.partition("(")
-        params = {}
+def form_of_key(kind: str, key: str) -> Form:
+    """The form a (kind, key) names: ``name(p=1.0, full=False)`` (an NLL's key ends in
+    ' log' for a log input)."""
+    found = _FORMS.get((kind, key))
+    if found is None:
+        log = key.endswith(" log")
+        text = key.removesuffix(" log")
+        name, _, rest = text.partition("(")
+        params: dict[str, Any] = {}
         for item in filter(None, rest.rstrip(")").split(", ")):
             k, _, v = item.partition("=")
-            params[k] = float(v)
-        loss = _LOSSES[key] = get_loss(name, **params)
-    return loss
+            try:
+                params[k] = ast.literal_eval(v)
+            except (ValueError, SyntaxError):
+                params[k] = float(v)  # inf, -inf
+        if kind == "nll":
+            found = form_of(get_nll_loss(name, **params), log)
+        else:
+            found = form_of(get_definition(name, **params))
+        _FORMS[(kind, key)] = found
+    return found
 
 
 def _compute_dtype(x: torch.Tensor) -> torch.dtype:
     return torch.float32 if x.dtype in (torch.float16, torch.bfloat16) else x.dtype
 
 
-@torch.library.custom_op("regloss::loss_forward", mutates_args=())
-def loss_forward(
-    prediction: torch.Tensor, target: torch.Tensor, key: str, reduction: str
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """(loss, ψ(r)·scale) of the registered loss ``key``; no weight, mask or NaN omission."""
-    loss = _loss(key)
-    prep = prepare(torch, prediction, target, reduction=reduction)
-    fw = _reduce.forward(loss, torch, prep, need_psi=True)
-    assert fw.psi_f is not None
-    value = fw.total * fw.value_scale
-    scale = fw.grad_scale
-    grad = fw.psi_f if isinstance(scale, float) and scale == 1.0 else fw.psi_f * scale
-    dtype = _compute_dtype(prediction)
-    return torch.as_tensor(value, dtype=dtype), grad.to(dtype).contiguous()
-
-
-@loss_forward.register_fake
-def _(
-    prediction: torch.Tensor, target: torch.Tensor, key: str, reduction: str
-) -> tuple[torch.Tensor, torch.Tensor]:
-    dtype = _compute_dtype(prediction)
-    shape = prediction.shape if reduction == "none" else ()
-    return (
-        prediction.new_empty(shape, dtype=dtype),
-        prediction.new_empty(prediction.shape, dtype=dtype),
+def _prep(inputs: list[torch.Tensor], reduction: str) -> Prepared:
+    p = inputs[0]
+    upcast = p.dtype in (torch.float16, torch.bfloat16)
+    return Prepared(
+        tuple(inputs), tuple(p.shape), None, None, get_reduction(reduction + ""), upcast
     )
 
 
-def _setup_context(ctx: Any, inputs: tuple[Any, ...], output: Any) -> None:
-    prediction, target, key, reduction = inputs
-    ctx.save_for_backward(prediction, target, output[1])
-    ctx.key, ctx.reduction = key, reduction
+def make_op(backend_for: Callable[[Form, Prepared], Any]) -> Any:
+    """Register ``regloss::forward``, whose run-time implementation takes its backend
+    from ``backend_for(form, prepared)`` (the route table's choice); returns the op."""
 
+    @torch.library.custom_op("regloss::forward", mutates_args=())
+    def loss_forward(
+        inputs: list[torch.Tensor], kind: str, key: str, reduction: str
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """(loss, each argument's gradient · scale) of the registered form; no weight, mask
+        or NaN omission, inputs of one shape and dtype."""
+        form = form_of_key(kind, key)
+        prep = _prep(inputs, reduction)
+        res: Result = backend_for(form, prep)(form, prep, True)
+        value = res.value
+        dtype = _compute_dtype(inputs[0])
+        grads = []
+        for g in res.grads:
+            assert g is not None
+            s = res.grad_scale
+            g = g if isinstance(s, float) and s == 1.0 else g * s
+            if tuple(g.shape) != prep.shape:
+                g = torch.broadcast_to(g, prep.shape)
+            grads.append(g.to(dtype).contiguous())
+        return torch.as_tensor(value, dtype=dtype), grads
 
-def _backward(ctx: Any, g_value: torch.Tensor, _g_grad: Any) -> tuple[Any, ...]:
-    prediction, target, grad = ctx.saved_tensors
-    if torch.is_grad_enabled():  # create_graph=True: differentiable, analytic psi'
-        from ._autograd import _psi
+    @loss_forward.register_fake
+    def _(
+        inputs: list[torch.Tensor], kind: str, key: str, reduction: str
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        p = inputs[0]
+        dtype = _compute_dtype(p)
+        form = form_of_key(kind, key)
+        shape = p.shape if get_reduction(reduction).elementwise else ()
+        grads = [p.new_empty(p.shape, dtype=dtype) for _ in range(form.n_args)]
+        return p.new_empty(shape, dtype=dtype), grads
 
-        loss = _loss(ctx.key)
-        prep = Prepared(
-            prediction, target, tuple(prediction.shape), None, None, ctx.reduction, False
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Any) -> None:
+        tensors, kind, key, reduction = inputs
+        ctx.save_for_backward(*tensors, *output[1])
+        ctx.kind, ctx.key, ctx.reduction, ctx.n = kind, key, reduction, len(tensors)
+
+    def backward(ctx: Any, g_value: torch.Tensor, _g_grads: Any) -> tuple[Any, ...]:
+        saved = ctx.saved_tensors
+        inputs, grads = list(saved[: ctx.n]), saved[ctx.n :]
+        form = form_of_key(ctx.kind, ctx.key)
+        prep = _prep(inputs, ctx.reduction)
+        if torch.is_grad_enabled():  # create_graph=True: differentiable, analytic Hessian
+            gs = differentiable_gradient(form, prep, g_value, None)
+        else:
+            gs = [g * g_value for g in grads]
+        needs = (
+            tuple(ctx.needs_input_grad[0])
+            if isinstance(ctx.needs_input_grad[0], (list, tuple))
+            else (True,) * ctx.n
         )
-        psi_f, scale = _reduce.psi_factor(torch, prep, lambda r: _psi(r, loss))
-        grad = psi_f * scale
-    g = grad * g_value
-    needs = ctx.needs_input_grad
-    gp = g.to(prediction.dtype) if needs[0] else None
-    gt = (-g).to(target.dtype) if needs[1] else None
-    return gp, gt, None, None
+        return input_gradients(form, prep, gs, needs), None, None, None
 
-
-loss_forward.register_autograd(_backward, setup_context=_setup_context)
-
-
-def usable(loss: Loss, prep: Prepared) -> bool:
-    """Whether a traced call can be the custom op: a registered loss with float parameters
-    that does not depend on the element's position, no weight, mask or NaN omission, and
-    prediction and target of one shape and dtype (the op sees no broadcasting)."""
-    from .._kernels import _registered
-
-    p, t = prep.prediction, prep.target
-    return (
-        type(loss) in _registered()
-        and not loss.depends_on_position()
-        and prep.weight is None
-        and prep.keep is None
-        and tuple(p.shape) == tuple(t.shape) == tuple(prep.shape)
-        and p.dtype == t.dtype
-        and all(not isinstance(getattr(loss, k), torch.Tensor) for k in type(loss).param_names)
-    )
+    loss_forward.register_autograd(backward, setup_context=setup_context)
+    return loss_forward

@@ -18,9 +18,10 @@ import math
 
 import torch
 
-from .._validate import TORCH_REDUCTIONS, check_reduction, prepare
-from ..losses._barron import general_rho, log_partition
-from ._distributed import GLOBAL_MEAN, global_mean
+from .._reduction import MEAN, TORCH_REDUCTIONS, Options, check_reduction, get_reduction
+from .._validate import Prepared, prepare
+from ..losses import general_rho, log_partition
+from ._distributed import global_factor, initialised
 
 __all__ = ["AdaptiveRobustLoss"]
 
@@ -84,7 +85,7 @@ class AdaptiveRobustLoss(torch.nn.Module):
         self.num_dims = num_dims
         self.alpha_lo, self.alpha_hi, self.scale_lo = alpha_lo, alpha_hi, scale_lo
         self.reduction = check_reduction(reduction, TORCH_REDUCTIONS)
-        if self.reduction == "batchmean":
+        if get_reduction(self.reduction, TORCH_REDUCTIONS).per_sample:
             raise ValueError(
                 "reduction must be 'mean', 'sum', 'global_mean' or 'none', got 'batchmean'"
             )
@@ -120,22 +121,17 @@ class AdaptiveRobustLoss(torch.nn.Module):
         nll: torch.Tensor = (
             general_rho(torch, r / scale, alpha) + torch.log(scale) + log_partition(alpha)
         )
-        if self.reduction == "none":
+        red = get_reduction(self.reduction, TORCH_REDUCTIONS)
+        if red.elementwise:
             return nll
-        if self.reduction == GLOBAL_MEAN:
-            return global_mean(
-                lambda red: nll.sum() if red == "sum" else nll.mean(),
-                input,
-                target,
-                None,
-                None,
-                "propagate",
-                True,
-            )
-        return nll.sum() if self.reduction == "sum" else nll.mean()
+        if red.all_reduced and initialised():
+            # the mean over every rank: local sum x W / the all-reduced count
+            prep = Prepared((input, target), tuple(nll.shape), None, None, red, False)
+            return nll.sum() * global_factor(prep).to(nll.dtype)
+        return nll.mean() if red.normalised else nll.sum()
 
     def _residual(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        prep = prepare(torch, input, target)
+        prep = prepare(torch, input, target, Options(MEAN))
         if input.ndim == 0 or input.shape[-1] != self.num_dims:
             raise ValueError(
                 f"input has shape {tuple(input.shape)}; its last dimension must be "

@@ -30,22 +30,19 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor
 
+from .._dispatch import Explanation
 from .._frontend import OPTION_DOC, loss_signature_params, torch_names
+from .._reduction import TORCH_REDUCTIONS, Options, get_reduction
 from .._typing import NanPolicy, QuantileLevels
 from .._typing import TorchReduction as Reduction
-from .._validate import check_tensor, prepare
-from ..losses import Loss, resolve
-from ..losses._base import _REGISTRY
-from ._autograd import apply_loss
-from ._distributed import GLOBAL_MEAN, global_mean
-from ._lean import kernel_call
-from ._native import native_call, native_weighted_call
+from ..losses import Loss, PairLoss, form_of, registered, resolve_definition
+from ._routes import TABLE, call, explain_call
 
-__all__ = ["loss", *torch_names()]
+__all__ = ["explain", "loss", "use_route", *torch_names()]
 
 
 def loss(
-    name_or_loss: str | Loss,
+    name_or_loss: str | Loss | PairLoss,
     input: Tensor,
     target: Tensor,
     reduction: str = "mean",
@@ -57,15 +54,19 @@ def loss(
     **params: Any,
 ) -> Tensor:
     """The loss ``name_or_loss`` of ``(input, target)`` = (prediction, target)."""
-    spec = resolve(name_or_loss, params)
+    spec = resolve_definition(name_or_loss, params)
     return _evaluate(spec, input, target, reduction, weight, mask, nan_policy, broadcast)
 
 
 loss.__doc__ = (loss.__doc__ or "") + OPTION_DOC
 
 
+def _options(reduction: str, weight: Any, mask: Any, nan_policy: str, broadcast: bool) -> Options:
+    return Options(get_reduction(reduction, TORCH_REDUCTIONS), weight, mask, nan_policy, broadcast)
+
+
 def _evaluate(
-    spec: Loss,
+    spec: Loss | PairLoss,
     input: Tensor,
     target: Tensor,
     reduction: str,
@@ -74,61 +75,64 @@ def _evaluate(
     nan_policy: str,
     broadcast: bool,
 ) -> Tensor:
-    if reduction == GLOBAL_MEAN:
-
-        def evaluate(red: str) -> Tensor:
-            return _evaluate(spec, input, target, red, weight, mask, nan_policy, broadcast)
-
-        return global_mean(evaluate, input, target, weight, mask, nan_policy, broadcast)
-    if mask is None and nan_policy == "propagate":
-        # PyTorch's own kernel where it is the faster route, else regloss's generated one
-        # through the lean door; each serves what the other declines
-        if weight is None:
-            out = native_call(spec, input, target, reduction)
-            if out is None:
-                out = kernel_call(spec, input, target, None, reduction)
-        elif _native_first(input, reduction):
-            out = native_weighted_call(spec, input, target, weight, reduction)
-            if out is None:
-                out = kernel_call(spec, input, target, weight, reduction)
-        else:
-            out = kernel_call(spec, input, target, weight, reduction)
-            if out is None:
-                out = native_weighted_call(spec, input, target, weight, reduction)
-        if out is not None:
-            return out
-    check_tensor("input", input)
-    check_tensor("target", target)
-    check_tensor("weight", weight, optional=True)
-    check_tensor("mask", mask, optional=True)
-    prep = prepare(
-        torch,
-        input,
-        target,
-        reduction=reduction,
-        weight=weight,
-        mask=mask,
-        nan_policy=nan_policy,
-        broadcast=broadcast,
-    )
-    return apply_loss(spec, prep)
+    options = _options(reduction, weight, mask, nan_policy, broadcast)
+    return call(form_of(spec), (input, target), options)
 
 
-#: a weighted 'sum' below this many elements takes PyTorch's elementwise kernel and dot
-#: before the lean door: its backward runs in C++ where the door's runs a Python function,
-#: and PyTorch's weighted 'sum' composes fewer operations than its 'mean'. Measured, as a
-#: fraction of PyTorch's weighted losses' step: Huber float32 'sum' at N = 3-2^12, that
-#: route 1.01-1.09, the door 1.16-1.22; at 2^14 1.06 against 1.03, at 2^16 1.11 against
-#: 0.82. For 'mean' the door is first at every size (0.87-1.04 against 0.99-1.10 at 3-2^12).
-WEIGHTED_SUM_DOOR_FROM = 1 << 14
+def explain(
+    name_or_loss: str | Loss | PairLoss,
+    input: Tensor,
+    target: Tensor,
+    reduction: str = "mean",
+    *,
+    weight: Tensor | None = None,
+    mask: Tensor | None = None,
+    nan_policy: str = "propagate",
+    broadcast: bool = False,
+    **params: Any,
+) -> Explanation:
+    """The route the call ``loss(name_or_loss, input, target, ...)`` takes, and why each
+    row above it declined (``str()`` reads as a list); nothing is computed. The facts are
+    read as the call reads them: grad mode, compiling and torch.func as they are now.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from regloss.torch import explain
+    >>> x = torch.randn(8, requires_grad=True)
+    >>> print(explain("huber", x, torch.zeros(8)))
+    torch: route 'torch_native' (the first row that applies)
+    >>> print(explain("cauchy", x, torch.zeros(8), mask=x > 0))  # doctest: +ELLIPSIS
+    torch: route 'eager' (the first row that applies)
+      torch_native: declined: PyTorch has no loss of this definition
+      torch_native_weighted: declined: no weight of the prediction's shape and dtype ...
+      c_kernel: declined: a mask or nan_policy other than 'propagate'
+      triton: declined: not plain tensors on a Triton device
+      compile_op: declined: not compiling
+      autodiff: declined: no parameter requires grad
+      composite: declined: no torch.func transform, weight that requires grad, or ...
+      eager_blocked: declined: 8 elements, not more than 1048576 (eager_blocks)
+    """
+    spec = resolve_definition(name_or_loss, params)
+    options = _options(reduction, weight, mask, nan_policy, broadcast)
+    return explain_call(form_of(spec), (input, target), options)
 
 
-def _native_first(input: Any, reduction: str) -> bool:
-    return (
-        reduction == "sum"
-        and isinstance(input, torch.Tensor)
-        and input.numel() < WEIGHTED_SUM_DOOR_FROM
-    )
+def use_route(name: str) -> Any:
+    """A context manager forcing route ``name`` (a row of the torch route table) for the
+    regloss.torch calls inside it; a call it does not apply to raises
+    :class:`regloss.RouteError` with the reason. ``REGLOSS_ROUTE=name`` does the same for
+    a whole process.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from regloss.torch import huber_loss, use_route
+    >>> with use_route("eager"):
+    ...     huber_loss(torch.tensor([1.5, 2.0, 4.0]), torch.tensor([1.0, 2.0, 3.0]))
+    tensor(0.2083)
+    """
+    return TABLE.use(name)
 
 
 def _legacy_reduction(size_average: bool | None, reduce: bool | None, reduction: str) -> str:
@@ -140,25 +144,25 @@ def _legacy_reduction(size_average: bool | None, reduce: bool | None, reduction:
     return legacy
 
 
-_SPECS: dict[tuple[Any, ...], Loss] = {}
+_SPECS: dict[tuple[Any, ...], Loss | PairLoss] = {}
 
 
-def _spec(name: str, params: dict[str, Any]) -> Loss:
+def _spec(name: str, params: dict[str, Any]) -> Loss | PairLoss:
     """The loss object for ``name`` and ``params``, cached (constructing one costs
     microseconds; the parameters of a training loop rarely change)."""
     if torch.compiler.is_compiling() or any(hasattr(v, "shape") for v in params.values()):
         # traced, or array/tensor parameters (tensors hash by identity: caching them would
         # keep them, and their autograd history, alive)
-        return resolve(name, params)
+        return resolve_definition(name, params)
     try:
         key = (name, *params.items())
         spec = _SPECS.get(key)
     except TypeError:  # unhashable parameter values
-        return resolve(name, params)
+        return resolve_definition(name, params)
     if spec is None:
         if len(_SPECS) > 1024:
             _SPECS.clear()
-        spec = _SPECS[key] = resolve(name, params)
+        spec = _SPECS[key] = resolve_definition(name, params)
     return spec
 
 
@@ -181,7 +185,7 @@ def _call(
 @functools.cache
 def _function(registry_name: str, public_name: str) -> Callable[..., Tensor]:
     """A functional for a loss registered after this module was generated."""
-    cls = _REGISTRY[registry_name]
+    cls = registered()[registry_name]
 
     def fn(
         input: Tensor,

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from .. import metrics as _m
+from .._reduction import NONE, Options
 from .._validate import NAN_POLICIES, check_nan_policy, prepare
 from ..losses import Loss, available_losses, available_nll_losses, resolve
 from ..losses._nll import resolve_nll
@@ -180,9 +181,7 @@ class Metric(torch.nn.Module):
             )
         p, t = p.detach(), t.detach()
         w = None if weight is None else _real(weight).detach()
-        prep = prepare(
-            torch, p, t, reduction="none", weight=w, mask=mask, nan_policy=self.nan_policy
-        )
+        prep = prepare(torch, p, t, Options(NONE, w, mask, self.nan_policy))
         if p.ndim > 2:
             raise ValueError(
                 f"preds has shape {tuple(p.shape)}; metrics take (n,) for one output or "

@@ -25,11 +25,11 @@ import torch
 from torch import Tensor
 
 from .._frontend import OPTION_DOC, module_names
+from .._reduction import TORCH_REDUCTIONS, check_reduction
 from .._typing import NanPolicy, QuantileLevels
 from .._typing import TorchReduction as Reduction
-from .._validate import TORCH_REDUCTIONS, check_nan_policy, check_reduction
-from ..losses import Loss, resolve
-from ..losses._base import _REGISTRY
+from .._validate import check_nan_policy
+from ..losses import Loss, PairLoss, registered, resolve_definition
 from .functional import _evaluate, _legacy_reduction, _spec
 
 __all__ = ["RegressionLoss", *module_names()]
@@ -44,7 +44,7 @@ class RegressionLoss(torch.nn.modules.loss._Loss):
 
     def __init__(
         self,
-        loss: str | Loss,
+        loss: str | Loss | PairLoss,
         reduction: str = "mean",
         *,
         nan_policy: str = "propagate",
@@ -52,8 +52,8 @@ class RegressionLoss(torch.nn.modules.loss._Loss):
         **params: Any,
     ) -> None:
         super().__init__(reduction=check_reduction(reduction, TORCH_REDUCTIONS))
-        spec = resolve(loss, params)  # validates the parameters now, not at the first call
-        self._fixed = spec if isinstance(loss, Loss) else None
+        spec = resolve_definition(loss, params)  # validates the parameters now
+        self._fixed = spec if isinstance(loss, (Loss, PairLoss)) else None
         self._name = spec.name
         self._param_names = tuple(spec.params)
         for key, value in spec.params.items():
@@ -62,7 +62,7 @@ class RegressionLoss(torch.nn.modules.loss._Loss):
         self.broadcast = bool(broadcast)
 
     @property
-    def loss(self) -> Loss:
+    def loss(self) -> Loss | PairLoss:
         """The loss object, from the current parameter attributes."""
         if self._fixed is not None:
             return self._fixed
@@ -99,7 +99,7 @@ class RegressionLoss(torch.nn.modules.loss._Loss):
 @functools.cache
 def _module(registry_name: str, public_name: str) -> type[RegressionLoss]:
     """A module for a loss registered after this module was generated."""
-    cls = _REGISTRY[registry_name]
+    cls = registered()[registry_name]
 
     def __init__(
         self: RegressionLoss,

@@ -18,18 +18,10 @@ from __future__ import annotations
 
 import torch
 
-from .._validate import (
-    TORCH_REDUCTIONS,
-    check_nan_policy,
-    check_reduction,
-    check_scale_input,
-    check_tensor,
-    prepare,
-)
-from ..losses._nll import GaussianNLL, LaplaceNLL, NLLLoss
-from ._autograd import apply_nll
-from ._distributed import GLOBAL_MEAN, global_mean
-from ._lean import nll_kernel_call
+from .._reduction import TORCH_REDUCTIONS, Options, check_reduction, get_reduction
+from .._validate import check_nan_policy
+from ..losses import GaussianNLL, LaplaceNLL, NLLLoss, form_of
+from ._routes import call
 
 __all__ = ["GaussianNLLLoss", "LaplaceNLLLoss", "gaussian_nll_loss", "laplace_nll_loss"]
 
@@ -46,37 +38,10 @@ def _evaluate(
     nan_policy: str,
     broadcast: bool,
 ) -> torch.Tensor:
-    if reduction == GLOBAL_MEAN:
-
-        def evaluate(red: str) -> torch.Tensor:
-            return _evaluate(
-                spec, input, target, scale, log_input, red, weight, mask, nan_policy, broadcast
-            )
-
-        return global_mean(evaluate, input, target, weight, mask, nan_policy, broadcast)
-    if mask is None and nan_policy == "propagate":
-        # the lean door: the generated kernel after metadata-only checks (torch/_lean.py)
-        out = nll_kernel_call(spec, input, target, scale, log_input, weight, reduction)
-        if out is not None:
-            return out
-    check_tensor("input", input)
-    check_tensor("target", target)
-    prep = prepare(
-        torch,
-        input,
-        target,
-        reduction=reduction,
-        weight=weight,
-        mask=mask,
-        nan_policy=nan_policy,
-        broadcast=broadcast,
+    options = Options(
+        get_reduction(reduction, TORCH_REDUCTIONS), weight, mask, nan_policy, broadcast
     )
-    if isinstance(scale, (int, float)) and not isinstance(scale, bool):
-        # a Python number (torch accepts var=0.5): one value for every element
-        scale = torch.full((), float(scale), dtype=prep.prediction.dtype, device=input.device)
-    check_tensor(spec.scale_input, scale)
-    s = check_scale_input(torch, spec.scale_input, scale, prep.shape, log_input=log_input)
-    return apply_nll(spec, prep, s, log_input)
+    return call(form_of(spec, log_input), (input, target, scale), options)
 
 
 def gaussian_nll_loss(
