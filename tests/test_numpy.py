@@ -141,7 +141,8 @@ def test_blocked_path_equals_single_pass(name: str, monkeypatch: pytest.MonkeyPa
     p, t = rng.normal(size=(100, 37)), rng.normal(size=(100, 37))
     with rnp.use_route("eager"):
         v1, g1 = rnp.value_and_grad(name, p, t)
-    monkeypatch.setattr(_eager, "BLOCK", 64)  # 3700 elements -> 58 blocks
+    block = THRESHOLDS["eager_block"]._replace(value=64)  # 3700 elements -> 58 blocks
+    monkeypatch.setitem(THRESHOLDS, "eager_block", block)
     small = THRESHOLDS["eager_blocks"]._replace(value=256)
     monkeypatch.setitem(THRESHOLDS, "eager_blocks", small)
     if name == "mse":  # a linear gradient keeps the residual: nothing to block

@@ -19,9 +19,9 @@ from tests.test_range import EXTREMES, _grid, check_contract
 import regloss
 from regloss import _kernels
 from regloss._kernels import gpu
-from regloss.losses import get_loss
+from regloss._thresholds import THRESHOLDS
+from regloss.losses import form_of, get_loss, get_nll_loss
 from regloss.torch import functional as rtf
-from regloss.torch._native import native_call, native_weighted_call
 
 CASES = [(n, p) for n, p in SETTINGS + EXTREMES if not get_loss(n, **p).depends_on_position()]
 # The interpreter computes with NumPy, which warns where the range sweep overflows on purpose.
@@ -33,9 +33,6 @@ def _interpreted(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TRITON_INTERPRET", "1")
     monkeypatch.setenv("REGLOSS_KERNELS", "1")
     monkeypatch.setattr(_kernels, "TRITON_DEVICES", {"cuda", "cpu"})
-    import regloss._reduce as reduce_module
-
-    monkeypatch.setattr(reduce_module, "TRITON_DEVICES", {"cuda", "cpu"})
     # blocks of 1,024 (the default is 4,096): the shapes below then span several blocks
     # with a ragged last one, and the interpreter runs each program as NumPy
     monkeypatch.setattr(gpu, "BLOCK", 1024)
@@ -47,7 +44,7 @@ def test_generated_triton_kernels_keep_the_contract(name: str, p: dict, dtype: A
     """rl_elem's rho, psi and psi' over the whole range against 60-digit mpmath."""
     loss = get_loss(name, **p)
     r = _grid(dtype, loss)
-    rho, psi, dpsi = gpu.elementwise(loss, torch.from_numpy(r))
+    rho, psi, dpsi = gpu.elementwise(form_of(loss), torch.from_numpy(r))
     check_contract(name, loss.params, dtype, r, rho.numpy(), psi.numpy(), dpsi.numpy())
 
 
@@ -101,14 +98,9 @@ def _compare(
 
 
 def _pytorch_kernel_serves(name: str, x: Any, t: Any, kw: dict[str, Any]) -> bool:
-    """PyTorch's own fused loss (regloss.torch._native) comes first where it applies."""
-    if kw.get("mask") is not None or kw.get("nan_policy", "propagate") != "propagate":
-        return False
-    loss, reduction = get_loss(name), kw.get("reduction", "mean")
-    if kw.get("weight") is None:
-        return native_call(loss, x, t, reduction) is not None
-    with torch.no_grad():
-        return native_weighted_call(loss, x, t, kw["weight"], reduction) is not None
+    """PyTorch's own fused loss (the torch_native rows) comes first where it applies."""
+    route = rtf.explain(name, x.detach().requires_grad_(), t, **kw).route
+    return route in ("torch_native", "torch_native_weighted")
 
 
 KINDS = ["plain", "sum", "none", "batchmean", "weight", "weight-per-sample", "mask", "omit"]
@@ -156,10 +148,14 @@ def test_triton_is_not_used_where_it_does_not_apply(monkeypatch: pytest.MonkeyPa
 
 
 def test_generated_triton_source_reads_each_input_once() -> None:
-    src = gpu.source(get_loss("welsch"))
+    src = gpu.source(form_of(get_loss("welsch")))
     fwd = src[src.index("def rl_fwd") : src.index("def rl_elem")]
-    assert fwd.count("tl.load(p_ptr") == 1 and fwd.count("tl.load(t_ptr") == 1
-    assert fwd.count("tl.store(g_ptr") == 1 and "M_exp(" in fwd
+    assert fwd.count("tl.load(in0_ptr") == 1 and fwd.count("tl.load(in1_ptr") == 1
+    assert fwd.count("tl.store(g0_ptr") == 1 and "M_exp(" in fwd
+    assert "g1_ptr" not in fwd  # one argument, one gradient buffer
+    nll = gpu.source(form_of(get_nll_loss("gaussian_nll"), True))
+    fwd = nll[nll.index("def rl_fwd") : nll.index("def rl_elem")]
+    assert fwd.count("tl.load(in2_ptr") == 1 and fwd.count("tl.store(g1_ptr") == 1
 
 
 _AOT = """
@@ -169,6 +165,7 @@ from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
 import regloss
 from regloss._kernels import gpu
+from regloss.losses import form_of
 
 def signature(fn, types, consts):
     names = fn.arg_names
@@ -177,13 +174,18 @@ def signature(fn, types, consts):
     return ASTSource(fn=fn, signature=sig, constexprs=where)
 
 target = GPUTarget("cuda", 90, 32)  # Hopper, the H100/H200
-for name in regloss.available_losses():
-    mod = gpu.module(regloss.get_loss(name))
+forms = {name: form_of(regloss.get_loss(name)) for name in regloss.available_losses()}
+for name in regloss.available_nll_losses():
+    for log in (False, True):
+        forms[f"{name}{'-log' if log else ''}"] = form_of(regloss.get_nll_loss(name), log)
+for name, form in forms.items():
+    mod = gpu.module(form)
+    k, m = form.n_inputs, form.n_args
     # bfloat16 inputs, every option on, and the scale's numerator 1: Triton passes an
     # integer argument equal to 1 as a constexpr Python int (a trap the interpreter hides)
-    fwd = dict(p_ptr="*bf16", t_ptr="*bf16", w_ptr="*fp32", k_ptr="*u8", g_ptr="*fp32",
-               v_ptr="*fp32", part_ptr="*fp64", fpart_ptr="*fp32", out_ptr="*bf16",
-               cnt_ptr="*i32", den="i64")
+    fwd = dict(w_ptr="*fp32", k_ptr="*u8", v_ptr="*fp32", part_ptr="*fp64",
+               fpart_ptr="*fp32", out_ptr="*bf16", cnt_ptr="*i32", den="i64")
+    fwd |= {f"in{i}_ptr": "*bf16" for i in range(k)} | {f"g{j}_ptr": "*fp32" for j in range(m)}
     # every code path at once (the finishing program's reduction, ρ·f written, 64-bit
     # offsets), and for one loss the 32-bit offsets too
     for i64 in (True, False) if name == "cauchy" else (True,):
@@ -192,7 +194,8 @@ for name in regloss.available_losses():
                      RBLOCK=gpu.RBLOCK)
         triton.compile(signature(mod.rl_fwd, fwd, flags), target=target,
                        options=dict(num_warps=gpu.NUM_WARPS))
-    elem = {k: "*fp64" for k in ("x_ptr", "rho_ptr", "psi_ptr", "dpsi_ptr")}
+    elem = {f"a{j}_ptr": "*fp64" for j in range(m)}
+    elem |= {f"o{j}_ptr": "*fp64" for j in range(1 + m + m * (m + 1) // 2)}
     flags = dict(F64=True, I64=False, BLOCK=gpu.BLOCK)
     triton.compile(signature(mod.rl_elem, elem, flags), target=target,
                    options=dict(num_warps=gpu.NUM_WARPS))
@@ -224,7 +227,8 @@ def test_every_generated_kernel_compiles_for_a_cuda_gpu(tmp_path: Any) -> None:
     )
     assert done.returncode == 0, done.stderr[-3000:]
     compiled = {line.split()[1] for line in done.stdout.splitlines() if line.startswith("compiled")}
-    assert compiled == {*regloss.available_losses(), "rl_scale"}
+    nlls = {f"{n}{s}" for n in regloss.available_nll_losses() for s in ("", "-log")}
+    assert compiled == {*regloss.available_losses(), *nlls, "rl_scale"}
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
@@ -255,7 +259,7 @@ def test_training_step_multiplies_on_the_device(
     real = gpu.scale_into
     monkeypatch.setattr(gpu, "scale_into", lambda g, s: calls.append(s) or real(g, s))
     monkeypatch.setattr(gpu, "SCALE_ON_DEVICE_FROM", from_)
-    monkeypatch.setattr("regloss.torch._autograd._is_one", lambda g: False)  # as on CUDA
+    monkeypatch.setattr("regloss.torch._carrier._is_one", lambda g: False)  # as on CUDA
     x = (3 * torch.randn(5000, generator=torch.Generator().manual_seed(5))).requires_grad_()
     t = torch.randn(5000, generator=torch.Generator().manual_seed(6))
     rtf.cauchy_loss(x, t).backward(torch.tensor(incoming))
@@ -279,12 +283,15 @@ def test_the_finishing_program_adds_every_partial_sum(
     monkeypatch.setattr(gpu, "RBLOCK", rblock)
     monkeypatch.setattr(gpu, "FINAL_MAX_BLOCKS", final_max)
     loss = get_loss("cauchy")
+    form = form_of(loss)
     g = torch.Generator().manual_seed(7)
     n = 10 * gpu.BLOCK + 3
     x = (3 * torch.randn(n, generator=g)).to(dtype)
     t = torch.randn(n, generator=g).to(dtype)
     for ratio, out in [((1, 1), dtype), ((1, n), dtype), ((1, n), torch.float64)]:
-        total, _, psi, _ = gpu.forward(loss, x, t, scale=ratio, want_count=False, total_dtype=out)
+        total, _, (psi,), _ = gpu.forward(
+            form, (x, t), scale=ratio, want_count=False, total_dtype=out
+        )
         r = x.double() - t.double()
         want = torch.from_numpy(loss.rho(r.numpy())).sum() * ratio[0] / ratio[1]
         assert total.dtype == out and total.dim() == 0
@@ -303,9 +310,8 @@ def test_pytorchs_own_losses_yield_to_the_generated_kernel_on_large_gpu_inputs(
     smooth_l1 take the generated kernel (12 bytes an element per step, not PyTorch's 20),
     with the same value and gradient; below it, for reduction='none' and for float64 (not
     measured on a device), PyTorch's own kernel."""
-    from regloss.torch import _native
-
-    monkeypatch.setattr(_native, "GENERATED_ON_GPU_FROM", 3000)
+    small = THRESHOLDS["triton_over_native"]._replace(value=3000)
+    monkeypatch.setitem(THRESHOLDS, "triton_over_native", small)
     calls: list[int] = []
     real = gpu.forward
     monkeypatch.setattr(gpu, "forward", lambda *a, **k: calls.append(1) or real(*a, **k))
@@ -328,3 +334,59 @@ def test_pytorchs_own_losses_yield_to_the_generated_kernel_on_large_gpu_inputs(
         tol = {"rtol": 1e-12, "atol": 1e-14} if dtype == torch.float64 else {}
         torch.testing.assert_close(value, want, **tol)
         torch.testing.assert_close(x.grad, xr.grad, **tol)
+
+
+NLLS = [
+    pytest.param(name, log, id=f"{name}{'-log' if log else ''}")
+    for name in regloss.available_nll_losses()
+    for log in (False, True)
+]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize(("name", "log"), NLLS)
+def test_nll_through_triton_equals_eager(
+    monkeypatch: pytest.MonkeyPatch, name: str, log: bool, kind: str
+) -> None:
+    """The NLLs take the generated Triton kernel too (a scale input of the prediction's
+    shape): value, gradients of prediction and scale input, double backward, every option."""
+    import regloss.torch as rt
+
+    fn = getattr(rt, f"{name}_loss")
+    flag = {"log_var" if name == "gaussian_nll" else "log_scale": log}
+    g = torch.Generator().manual_seed(9)
+    shape = (700, 3)
+    x = 3 * torch.randn(shape, generator=g)
+    t = torch.randn(shape, generator=g)
+    s0 = torch.randn(shape, generator=g) if log else torch.rand(shape, generator=g) + 0.1
+    if kind == "omit":
+        t[::7, 1] = float("nan")
+    kw = {**_options(kind, shape), **flag}
+
+    def run() -> list[torch.Tensor]:
+        xa, sa = x.clone().requires_grad_(), s0.clone().requires_grad_()
+        value = fn(xa, t, sa, **kw)
+        gx, gs = torch.autograd.grad(value.sum() * 3, (xa, sa))
+        value = fn(xa, t, sa, **kw)
+        dx, ds = torch.autograd.grad(value.sum(), (xa, sa), create_graph=True)
+        (h,) = torch.autograd.grad((dx.sum() + ds.sum()), xa, allow_unused=True)
+        return [
+            value.detach(),
+            gx,
+            gs,
+            dx.detach(),
+            ds.detach(),
+            torch.zeros_like(xa) if h is None else h,
+        ]
+
+    calls: list[int] = []
+    real = gpu.forward
+    monkeypatch.setattr(gpu, "forward", lambda *a, **k: calls.append(1) or real(*a, **k))
+    got = run()
+    assert calls, "the Triton kernel did not run"
+    with monkeypatch.context() as m:
+        m.setenv("REGLOSS_KERNELS", "0")
+        want = run()
+    for a, b in zip(got, want, strict=True):
+        scale = float(b.abs().max()) or 1.0
+        torch.testing.assert_close(a, b, rtol=4e-6, atol=4e-6 * scale)

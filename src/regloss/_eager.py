@@ -80,9 +80,10 @@ def forward(form: Form, xp: Any, prep: Prepared, need_grad: bool) -> Result:
     return Result(xp.sum(value), out, scale, scale)
 
 
-#: CPU inputs longer than ``eager_blocks`` elements are reduced in blocks of this many, so
-#: the argument and gradient temporaries stay in cache: a training step then reads the
-#: inputs once and writes each gradient once, instead of streaming every temporary.
+#: CPU inputs longer than ``eager_blocks`` elements are reduced in blocks of this many
+#: (``eager_block``, read at each call), so the argument and gradient temporaries stay in
+#: cache: a training step then reads the inputs once and writes each gradient once,
+#: instead of streaming every temporary.
 BLOCK = threshold("eager_block")
 
 
@@ -105,7 +106,7 @@ def blockable(form: Form, xp: Any, prep: Prepared) -> bool:
 
 
 def forward_blocked(form: Form, xp: Any, prep: Prepared, need_grad: bool) -> Result:
-    """:func:`forward` in blocks of :data:`BLOCK` elements (see :func:`blockable`); block
+    """:func:`forward` in blocks of ``eager_block`` elements (see :func:`blockable`); block
     totals add up in float64."""
     dtype = compute_dtype(xp, prep)
     flat = [xp.reshape(x, (-1,)) for x in prep.inputs]
@@ -116,11 +117,12 @@ def forward_blocked(form: Form, xp: Any, prep: Prepared, need_grad: bool) -> Res
         grads = tuple(xp.empty_like(prep.inputs[0], dtype=dtype) for _ in range(form.n_args))
     flat_grads = [xp.reshape(g, (-1,)) for g in grads if g is not None]
     fresh = form.fresh_arguments
+    block = threshold("eager_block")
     total: Any = 0.0
-    for start in range(0, numel, BLOCK):
-        stop = min(start + BLOCK, numel)
-        block = tuple(astype(x[start:stop], dtype) for x in flat)
-        args = tuple(form.arguments(xp, block))
+    for start in range(0, numel, block):
+        stop = min(start + block, numel)
+        part_inputs = tuple(astype(x[start:stop], dtype) for x in flat)
+        args = tuple(form.arguments(xp, part_inputs))
         if not flat_grads:
             part = form.value_sum(xp, args, fresh)
         else:
@@ -152,10 +154,11 @@ def forward_into(form: Form, prep: Prepared, out: Any) -> float:
     n = o.shape[0]
     slope = form.slope
     arg, sign = form.feeds[0]
+    size = threshold("into_block")
     total = 0.0
-    for start in range(0, n, INTO_BLOCK):
-        ob = o[start : start + INTO_BLOCK]
-        block = tuple(x[start : start + INTO_BLOCK] for x in flat)
+    for start in range(0, n, size):
+        ob = o[start : start + size]
+        block = tuple(x[start : start + size] for x in flat)
         if form.n_args == 1 and form.fresh_arguments:
             # the residual r = p - t written into out, then replaced by its gradient
             np.subtract(block[0], block[1], out=ob)

@@ -459,10 +459,11 @@ def kernel(form: Form, dtype: str) -> CKernel | None:
     if ready is not None:
         return ready
     cls = type(form.definition)
+    label = f"{form.key} {dtype}"
 
     def admit() -> bool:  # under the lock, once per new parameter setting
         if _PER_CLASS.get(cls, 0) >= MAX_PER_CLASS:
-            _STATUS[repr(form)] = f"more than {MAX_PER_CLASS} parameter settings: eager"
+            _STATUS[label] = f"more than {MAX_PER_CLASS} parameter settings: eager"
             return False
         _PER_CLASS[cls] = _PER_CLASS.get(cls, 0) + 1
         return True
@@ -471,7 +472,6 @@ def kernel(form: Form, dtype: str) -> CKernel | None:
         built = _build(source(form, dtype), dtype, form.n_inputs, form.n_args)
         return built, built.compile_s
 
-    label = f"{form.key} {dtype}"
     found = _request((cls, form.kind, form.key, dtype), label, make, admit)
     if not isinstance(found, CKernel):
         return None

@@ -28,7 +28,7 @@ import torch
 from .. import _eager
 from .._backend import Result
 from .._dispatch import Explanation, Route, Table
-from .._kernels import TRITON_DEVICES, triton
+from .. import _kernels
 from .._kernels import cpu as _cpu
 from .._reduction import Options, get_reduction
 from .._thresholds import value as threshold
@@ -53,8 +53,8 @@ class Facts(NamedTuple):
     """What a torch call is, from metadata: the route table's input."""
 
     form: Form
-    #: prediction, target (and scale input) all plain ``torch.Tensor`` (not a subclass,
-    #: a FakeTensor or another type)
+    #: prediction, target (scale input, weight) all plain ``torch.Tensor`` (not a
+    #: subclass, a FakeTensor or another type)
     tensors: bool
     #: the inputs' one dtype ('float32', 'float64', 'float16', 'bfloat16') or 'other'
     dtype: str
@@ -82,6 +82,8 @@ class Facts(NamedTuple):
     aliased: bool
     #: 'global_mean' under an initialised process group
     distributed: bool
+    #: the values can be read on the host (not meta, fake, compiling or torch.func)
+    readable: bool
 
 
 class _Call(NamedTuple):
@@ -120,6 +122,7 @@ def facts_of(form: Form, inputs: tuple[Any, ...], options: Options) -> Facts:
             False,
             False,
             distributed,
+            False,
         )
     dt = p.dtype
     one = all(x.dtype is dt for x in inputs)
@@ -132,17 +135,21 @@ def facts_of(form: Form, inputs: tuple[Any, ...], options: Options) -> Facts:
         wkind = "other"
     elif weight.requires_grad:
         wkind = "grad"
-    elif weight.dtype is dt and weight.shape == shape and type(weight) is T:
+    elif weight.dtype is dt and weight.shape == shape:
         wkind = "full"
         contiguous = contiguous and weight.is_contiguous()
+        tensors = tensors and type(weight) is T
     else:
         wkind = "other"
     grad = torch.is_grad_enabled() and any(x.requires_grad for x in inputs)
+    functorch = torch._C._are_functorch_transforms_active()
+    device = "cpu" if p.is_cpu else p.device.type
+    readable = tensors and not (compiling or functorch or device == "meta")
     return Facts(
         form,
         tensors,
         _NAMES.get(dt, "other") if one else "other",
-        "cpu" if p.is_cpu else p.device.type,
+        device,
         p.numel(),
         same,
         contiguous,
@@ -152,11 +159,12 @@ def facts_of(form: Form, inputs: tuple[Any, ...], options: Options) -> Facts:
         red.name,
         grad,
         compiling,
-        torch._C._are_functorch_transforms_active(),
+        functorch,
         torch._C._is_any_autocast_enabled(),
         form.params_need_grad(),
         compiling and _aliased(inputs, weight, options.mask),
         distributed,
+        readable,
     )
 
 
@@ -197,8 +205,8 @@ def _when_native_common(f: Facts) -> str | None:
     why = _native.native_ok(f.form)
     if why is not None:
         return why
-    if not f.tensors or f.dtype not in ("float32", "float64"):
-        return "inputs not all plain float32/float64 tensors of one dtype"
+    if f.dtype not in ("float32", "float64"):  # (subclasses too: PyTorch's op takes them)
+        return "inputs not all float32/float64 tensors of one dtype"
     if not f.same_shape or f.numel == 0:
         return "broadcast or empty inputs"
     if f.reduction not in ("none", "mean", "sum"):
@@ -217,7 +225,7 @@ def _generated_faster(f: Facts) -> str | None:
     if f.numel >= small and _when_c_kernel(f) is None:
         return f"the generated C kernel is faster from {small} elements ({key})"
     big = threshold("triton_over_native")
-    gpu = f.device != "cpu" and f.dtype == "float32" and f.numel >= big
+    gpu = f.device in _kernels.TRITON_DEVICES and f.dtype == "float32" and f.numel >= big
     if gpu and _when_triton(f) is None:
         return f"the generated Triton kernel is faster from {big} float32 elements"
     return None
@@ -235,7 +243,7 @@ def _when_native_weighted(f: Facts) -> str | None:
     why = _when_native_common(f)
     if why is not None:
         return why
-    if f.reduction == "mean" and (f.compiling or f.functorch or f.device == "meta"):
+    if f.reduction == "mean" and not f.readable:
         return "a weighted mean of weights that cannot be read (traced): rescaling needs them"
     small = threshold("weighted_sum_kernel")
     if not (f.reduction == "sum" and f.numel < small) and _when_c_kernel(f) is None:
@@ -259,7 +267,7 @@ def _when_c_kernel(f: Facts) -> str | None:
         return "not plain CPU tensors"
     if f.compiling:
         return "compiling (the compile_op row runs this kernel in the graph)"
-    if "cpu" in TRITON_DEVICES:
+    if "cpu" in _kernels.TRITON_DEVICES:
         return "the CPU is served by the Triton interpreter (tests)"
     why = _eager_context(f) or _plain_options(f)
     if why is not None:
@@ -280,7 +288,7 @@ def _when_c_kernel(f: Facts) -> str | None:
 
 
 def _when_triton(f: Facts) -> str | None:
-    if f.device not in TRITON_DEVICES or not f.tensors:
+    if f.device not in _kernels.TRITON_DEVICES or not f.tensors:
         return "not plain tensors on a Triton device"
     if f.compiling:
         return "compiling (the compile_op row runs this kernel in the graph)"
@@ -293,7 +301,7 @@ def _when_triton(f: Facts) -> str | None:
         return "per-sample weights with reduction='none'"
     if not f.form.registered or f.form.depends_on_position():
         return "not a registered, position-independent loss"
-    if triton() is None:
+    if _kernels.triton() is None:
         return "Triton is not importable or kernels are off"
     return None
 
@@ -448,7 +456,7 @@ def _run_c_kernel(call: _Call, f: Facts) -> torch.Tensor | None:
 
 
 def _triton_backend(form: Form, prep: Prepared, need_grad: bool) -> Result:
-    tk = triton()
+    tk = _kernels.triton()
     assert tk is not None
     return tk.run(form, prep, need_grad)  # type: ignore[no-any-return]
 
