@@ -39,9 +39,10 @@ def pytest_configure(config: object) -> None:
     compiling its own (the controller only: xdist's workers find them on disk)."""
     if hasattr(config, "workerinput"):
         return
+    from tests.settings import SETTINGS
+
     from regloss._kernels import c
     from regloss.losses import available_nll_losses, form_of, get_definition, get_nll_loss
-    from tests.settings import SETTINGS
 
     forms = [form_of(get_definition(name, **p)) for name, p in SETTINGS]
     for name in available_nll_losses():

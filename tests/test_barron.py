@@ -11,8 +11,7 @@ import torch
 from scipy import integrate
 
 from regloss._kernels.c import source
-from regloss.losses import form_of
-from regloss.losses import get_loss
+from regloss.losses import form_of, get_loss
 from regloss.losses._barron import CLOSED, general_rho, log_partition
 from regloss.torch import AdaptiveRobustLoss
 from regloss.torch import functional as rtf

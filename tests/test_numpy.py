@@ -12,8 +12,8 @@ from tests.settings import params
 
 import regloss
 from regloss import _eager
-from regloss._thresholds import THRESHOLDS
 from regloss import numpy as rnp
+from regloss._thresholds import THRESHOLDS
 
 PRED = np.array([1.5, 2.0, 4.0])
 TARGET = np.array([1.0, 2.0, 3.0])

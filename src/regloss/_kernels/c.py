@@ -20,6 +20,7 @@ within rounding, more passes; :func:`status` says why.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import hashlib
 import os
@@ -541,10 +542,9 @@ def warm(forms: list[Form], dtypes: tuple[str, ...], jobs: int = 2) -> dict[str,
 
     def compile_one(item: tuple[Form, str]) -> None:
         form, dt = item
-        try:
-            _compile(source(form, dt))  # into the disk cache, outside the build lock
-        except (Untraceable, OSError, subprocess.SubprocessError):
-            pass  # kernel() below records why
+        # into the disk cache, outside the build lock; kernel() below records any failure
+        with contextlib.suppress(Untraceable, OSError, subprocess.SubprocessError):
+            _compile(source(form, dt))
 
     items = [(f, dt) for f in forms for dt in dtypes]
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:

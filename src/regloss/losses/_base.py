@@ -336,8 +336,11 @@ def check_parameter_names(name: str, cls: type, params: dict[str, Any]) -> None:
     # register() sets param_names on the registered class itself; a subclass reads its
     # fields (not cls.__dict__: torch.compile's Dynamo refuses mapping proxies after it has
     # seen any dict change)
-    own = getattr(cls, "name", None) in _REGISTRY and _REGISTRY[cls.name] is cls
-    accepted = list(cls.param_names) if own else [f.name for f in dataclasses.fields(cls)]
+    name_of = getattr(cls, "name", None)
+    own = name_of in _REGISTRY and _REGISTRY[name_of] is cls
+    accepted = (
+        list(getattr(cls, "param_names", ())) if own else [f.name for f in dataclasses.fields(cls)]
+    )
     unknown = sorted(set(params) - set(accepted))
     if unknown:
         raise TypeError(

@@ -25,10 +25,9 @@ from typing import Any, NamedTuple
 
 import torch
 
-from .. import _eager
+from .. import _eager, _kernels
 from .._backend import Result
 from .._dispatch import Explanation, Route, Table
-from .. import _kernels
 from .._kernels import cpu as _cpu
 from .._reduction import Options, get_reduction
 from .._thresholds import value as threshold
