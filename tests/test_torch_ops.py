@@ -57,10 +57,7 @@ def test_op_equals_the_front_end_with_double_backward(name: str) -> None:
     results = []
     for via_op in (True, False):
         x = x0.clone().requires_grad_()
-        if via_op:
-            value = _op(x, t, loss, "mean")[0]
-        else:
-            value = rtf.loss(loss, x, t)
+        value = _op(x, t, loss, "mean")[0] if via_op else rtf.loss(loss, x, t)
         (gx,) = torch.autograd.grad(value, x, create_graph=True)
         (hx,) = torch.autograd.grad(gx.sum(), x, allow_unused=True)
         results.append([value.detach(), gx.detach(), torch.zeros_like(x) if hx is None else hx])
