@@ -83,23 +83,19 @@ class Table:
         # a plain attribute, not a ContextVar: torch.compile's Dynamo traces attribute reads
         # (and guards on them) but not ContextVar.get
         self._forced: str | None = None
+        #: REGLOSS_ROUTE where it names a row of this table
+        self._env = _ENV_ROUTE if _ENV_ROUTE in self.by_name else None
 
     def forced(self) -> str | None:
         """The route forced by ``use_route`` (in this process), else by ``REGLOSS_ROUTE``."""
-        name = self._forced
-        if name is not None:
-            return name
-        env = _ENV_ROUTE
-        return env if env is not None and env in self.by_name else None
+        return self._forced or self._env
 
     def choose(self, facts: Any, start: int = 0) -> Route:
         """The first row from ``start`` that applies (or the forced one, checked)."""
-        forced = self.forced()
+        forced = self._forced or self._env
         if forced is not None:
             return self._check_forced(forced, facts)
-        routes = self.routes
-        for i in range(start, len(routes)):
-            route = routes[i]
+        for route in self.routes[start:] if start else self.routes:
             if route.when(facts) is None:
                 return route
         raise RouteError(f"{self.frontend}: no route applies")  # the last row always does

@@ -73,6 +73,9 @@ class Reduction:
         self.all_reduced = all_reduced
         self.per_sample = per_sample
         self.torch_enum = torch_enum
+        #: weights may be divided by their largest first (a normalised mean does not
+        #: change, and Σw, 1/Σw stay finite for tiny or huge weights)
+        self.rescales_weights = normalised and not all_reduced
 
     def __repr__(self) -> str:
         return f"Reduction({self.name!r})"
@@ -86,12 +89,6 @@ class Reduction:
         all-reduce), the reduction itself otherwise."""
         return SUM if self.all_reduced else self
 
-    @property
-    def rescales_weights(self) -> bool:
-        """Whether weights are divided by their largest first (a normalised mean does not
-        change, and Σw, 1/Σw stay finite for tiny or huge weights)."""
-        return self.normalised and not self.all_reduced
-
     def ratio(self, shape: tuple[int, ...]) -> tuple[int, int]:
         """The unweighted scale as integers ``(num, den)``: 1/N for 'mean', D/N for
         'batchmean' (D elements per sample), 1/1 for the others."""
@@ -102,6 +99,8 @@ class Reduction:
 
     def kernel_scale(self, shape: tuple[int, ...]) -> float:
         """The scale a one-pass kernel folds into ψ as it writes it (num/den, rounded once)."""
+        if not self.rescales_weights:
+            return 1.0
         num, den = self.ratio(shape)
         return num / den
 
@@ -163,16 +162,22 @@ def check_reduction(reduction: Any, allowed: tuple[str, ...] = REDUCTIONS) -> st
     )
 
 
+_ALLOWED: dict[tuple[str, ...], dict[str, Reduction]] = {}
+
+
 def get_reduction(reduction: Any, allowed: tuple[str, ...] = REDUCTIONS) -> Reduction:
     """The :class:`Reduction` named ``reduction`` (checked against ``allowed``); a
     Reduction object is returned as it is."""
+    table = _ALLOWED.get(allowed)
+    if table is None:
+        table = _ALLOWED[allowed] = {name: _BY_NAME[name] for name in allowed}
+    found = table.get(reduction) if type(reduction) is str else None
+    if found is not None:
+        return found
     if isinstance(reduction, Reduction):
         return reduction
-    found = _BY_NAME.get(reduction) if isinstance(reduction, str) else None
-    if found is None or reduction not in allowed:
-        check_reduction(reduction, allowed)
-    assert found is not None
-    return found
+    check_reduction(reduction, allowed)
+    raise AssertionError("unreachable")  # check_reduction raised
 
 
 def reduce_sum(xp: Any, value: Array, reduction: Reduction, shape: tuple[int, ...]) -> Array:

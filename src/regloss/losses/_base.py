@@ -197,6 +197,14 @@ class Loss:
         args = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
         return f"{self.name}({args})"
 
+    def __getstate__(self) -> dict[str, Any]:
+        """The fields only: the cached form (and its kernels) stays in its process."""
+        return _fields_only(self)
+
+
+def _fields_only(obj: Any) -> dict[str, Any]:
+    return {k: v for k, v in obj.__dict__.items() if not k.startswith("_form")}
+
 
 @dataclasses.dataclass(frozen=True)
 class PairLoss:
@@ -245,6 +253,9 @@ class PairLoss:
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
         return f"{self.name}({args})"
+
+    def __getstate__(self) -> dict[str, Any]:
+        return _fields_only(self)
 
 
 #: what the registry holds: losses of the residual, and losses of (prediction, target)

@@ -55,9 +55,11 @@ class Form:
     #: the arguments are new arrays (not the inputs): fused forms may write into them
     fresh_arguments: bool = False
 
-    @property
-    def definition(self) -> Any:
-        raise NotImplementedError
+    #: the definition (Loss, NLLLoss or PairLoss) this form evaluates (an attribute, not a
+    #: property: it is read on every call)
+    definition: Any = None
+    #: every parameter a Python number, bool or tuple of numbers (set at construction)
+    plain: bool = True
 
     @property
     def n_args(self) -> int:
@@ -109,8 +111,35 @@ class Form:
 
     def params_need_grad(self) -> bool:
         """Whether a parameter is a tensor that requires grad (learned)."""
+        if self.__dict__.get("_plain_params") or self.plain_params:
+            return False
         d = self.definition
         return any(getattr(getattr(d, k), "requires_grad", False) for k in type(d).param_names)
+
+    @property
+    def plain_params(self) -> bool:
+        """Every parameter a Python number, bool or tuple of numbers (no array or tensor):
+        read once, the definition being frozen."""
+        found = self.__dict__.get("_plain_params")
+        if found is None:
+            values = self.definition.params.values()
+            found = not any(hasattr(v, "shape") or hasattr(v, "requires_grad") for v in values)
+            object.__setattr__(self, "_plain_params", found)
+        return bool(found)
+
+    @property
+    def kernel_eligible(self) -> bool:
+        """Whether a generated kernel may serve this form at all: a registered class, the
+        same at every position, plain parameters (read once)."""
+        found = self.__dict__.get("_eligible")
+        if found is None:
+            found = self.registered and self.plain_params and not self.depends_on_position()
+            object.__setattr__(self, "_eligible", found)
+        return bool(found)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """The fields only: the caches (kernels, flags) stay in their process."""
+        return {k: v for k, v in self.__dict__.items() if not k.startswith("_")}
 
 
 @dataclasses.dataclass(frozen=True, eq=True)
@@ -123,10 +152,8 @@ class ResidualForm(Form):
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "slope", self.loss.psi_slope)
-
-    @property
-    def definition(self) -> Loss:
-        return self.loss
+        object.__setattr__(self, "definition", self.loss)
+        object.__setattr__(self, "plain", self.plain_params)
 
     def arguments(self, xp: Any, inputs: tuple[Array, ...], differentiable: bool = False) -> Any:
         return (inputs[0] - inputs[1],)
@@ -177,10 +204,8 @@ class NLLForm(Form):
     def __post_init__(self) -> None:
         object.__setattr__(self, "neutral", (0.0, 0.0 if self.log_input else 1.0))
         object.__setattr__(self, "_fns", in_form(self.nll, self.log_input))
-
-    @property
-    def definition(self) -> NLLLoss:
-        return self.nll
+        object.__setattr__(self, "definition", self.nll)
+        object.__setattr__(self, "plain", self.plain_params)
 
     @property
     def floor(self) -> float:
@@ -248,10 +273,8 @@ class PairForm(Form):
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "neutral", tuple(float(x) for x in self.loss.neutral))
-
-    @property
-    def definition(self) -> PairLoss:
-        return self.loss
+        object.__setattr__(self, "definition", self.loss)
+        object.__setattr__(self, "plain", self.plain_params)
 
     def arguments(self, xp: Any, inputs: tuple[Array, ...], differentiable: bool = False) -> Any:
         return inputs[0], inputs[1]
@@ -287,12 +310,8 @@ class AutodiffForm(Form):
     kind = "autodiff"
 
     def __post_init__(self) -> None:
-        for name in ("n_inputs", "feeds", "neutral", "fresh_arguments"):
+        for name in ("n_inputs", "feeds", "neutral", "fresh_arguments", "definition", "plain"):
             object.__setattr__(self, name, getattr(self.base, name))
-
-    @property
-    def definition(self) -> Any:
-        return self.base.definition
 
     def arguments(self, xp: Any, inputs: tuple[Array, ...], differentiable: bool = False) -> Any:
         return self.base.arguments(xp, inputs, differentiable=True)

@@ -78,6 +78,10 @@ class NLLLoss:
     def __repr__(self) -> str:
         return f"{self.name}({', '.join(f'{k}={v!r}' for k, v in self.params.items())})"
 
+    def __getstate__(self) -> dict[str, Any]:
+        """The fields only: cached forms (and their kernels) stay in their process."""
+        return {k: v for k, v in self.__dict__.items() if not k.startswith("_form")}
+
 
 @dataclasses.dataclass(frozen=True)
 class LogForm:

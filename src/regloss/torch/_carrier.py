@@ -33,13 +33,11 @@ import torch
 from .. import _eager
 from .._backend import Result, compute_dtype, factor
 from .._kernels import multiply_into
-from .._reduction import Reduction
 from .._validate import Prepared
 from ..losses import Form
 
 __all__ = [
     "Carrier",
-    "Meta",
     "Plan",
     "apply",
     "composite",
@@ -50,45 +48,22 @@ __all__ = [
 ]
 
 
-class Meta(NamedTuple):
-    """The non-tensor part of :class:`Prepared`."""
-
-    shape: tuple[int, ...]
-    reduction: Reduction
-    upcast: bool
-    weight_checked: bool = True
-
-
 Backend = Callable[[Form, Prepared, bool], "Result | None"]
 
 
 class Plan(NamedTuple):
-    """What the carrier runs: the form, the call's metadata, the backend, and (where the
-    route ran it already, outside autograd) its result."""
+    """What the carrier runs: the form and the backend."""
 
     form: Form
-    meta: Meta
     backend: Backend
-    result: Result | None = None
+    #: the backend writes fresh buffers of each input's shape and dtype (the C kernel):
+    #: every one can be handed on without looking
+    fresh: bool = False
 
 
 def _tensors(p: Any, t: Any, s: Any, weight: Any, keep: Any) -> tuple[Any, ...]:
     """The inputs (two or three), weight and keep as ``_prep`` reads them."""
     return (p, t, weight, keep) if s is None else (p, t, s, weight, keep)
-
-
-def _prep(plan: Plan, tensors: tuple[Any, ...]) -> Prepared:
-    n = plan.form.n_inputs
-    m = plan.meta
-    return Prepared(
-        tuple(tensors[:n]),
-        m.shape,
-        tensors[n],
-        tensors[n + 1],
-        m.reduction,
-        m.upcast,
-        m.weight_checked,
-    )
 
 
 # --- scales -------------------------------------------------------------------------------
@@ -249,7 +224,6 @@ def _ownable(g: Any, x: torch.Tensor, inputs: tuple[torch.Tensor, ...]) -> bool:
     into it: an eager plain tensor of x's shape, dtype and layout, not an input's memory."""
     return (
         type(g) is torch.Tensor
-        and not torch.compiler.is_compiling()
         and g.dtype == x.dtype
         and g.shape == x.shape
         and g.numel() > 0
@@ -262,6 +236,8 @@ def _ownable(g: Any, x: torch.Tensor, inputs: tuple[torch.Tensor, ...]) -> bool:
 def _owners(form: Form, grads: tuple[Any, ...], inputs: tuple[torch.Tensor, ...]) -> list[Any]:
     """Per argument, the buffer to hand on (its input fed with sign +1 can take it)."""
     owned: list[Any] = [None] * len(grads)
+    if torch.compiler.is_compiling():
+        return owned
     for i, (j, sign) in enumerate(form.feeds):
         if sign == 1.0 and owned[j] is None and _ownable(grads[j], inputs[i], inputs):
             owned[j] = grads[j]
@@ -270,12 +246,14 @@ def _owners(form: Form, grads: tuple[Any, ...], inputs: tuple[torch.Tensor, ...]
 
 class Carrier(torch.autograd.Function):
     """See the module docstring. Called as ``apply(prediction, target, scale input (None
-    for two inputs), weight, keep, factor, plan)``; returns ``(value, *gradient buffers,
-    grad_scale)`` of which only the value is differentiable. (Fixed positions: Dynamo
-    reads a ``*args`` forward as taking ctx first.)"""
+    for two inputs), weight, keep, factor, plan, prep, result)``: ``prep`` the checked
+    inputs (read for their metadata only), ``result`` the backend's where the route ran it
+    already, outside autograd (else None); returns the loss. (Fixed positions: Dynamo reads
+    a ``*args`` forward as taking ctx first.)"""
 
     @staticmethod
     def forward(
+        ctx: Any,
         p: torch.Tensor,
         t: torch.Tensor,
         s: torch.Tensor | None,
@@ -283,86 +261,116 @@ class Carrier(torch.autograd.Function):
         keep: torch.Tensor | None,
         factor_t: torch.Tensor | None,
         plan: Plan,
-    ) -> Any:
-        tensors = _tensors(p, t, s, weight, keep)
-        res = plan.result
+        prep: Prepared,
+        res: Result | None,
+    ) -> torch.Tensor:
+        # the form of PyTorch's own losses' nodes: ctx in forward, one output (each
+        # further output, even marked non-differentiable, costs every step)
+        form = plan.form
         if res is None:
-            res = plan.backend(plan.form, _prep(plan, tuple(tensors)), True)
+            res = plan.backend(form, prep, True)
             assert res is not None  # only the C kernel declines, and it runs before
         value = scaled(res.total, res.value_scale)
         grad_scale = res.grad_scale
         if factor_t is not None:  # 'global_mean': W / the all-reduced count
             value = value * factor_t.to(value.dtype)
             grad_scale = factor_t * grad_scale
-        return (value, *res.grads, grad_scale)
-
-    @staticmethod
-    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Any) -> None:
-        p, t, s, weight, keep, factor_t, plan = inputs
-        tensors = _tensors(p, t, s, weight, keep)
-        form = plan.form
-        m = form.n_args
-        grads, grad_scale = output[1 : 1 + m], output[1 + m]
         scale_t = grad_scale if isinstance(grad_scale, torch.Tensor) else None
-        # One call: each call replaces the set (marked in two, a buffer became a
-        # differentiable output whenever the scale was a tensor)
-        ctx.mark_non_differentiable(*(t for t in (*grads, scale_t) if t is not None))
-        # No zero-filled gradients for the non-differentiable outputs: one would be a
-        # fresh N-element fill per step
-        ctx.set_materialize_grads(False)
         ctx.grad_scale = None if scale_t is not None else grad_scale
-        n = form.n_inputs
-        owned = _owners(form, grads, tuple(tensors[:n]))
+        grads = res.grads
+        if plan.fresh:  # (never while compiling: the kernel rows decline it)
+            # every input has its buffer's shape and dtype: handed on without looking
+            owned = list(grads)
+            ctx.whole = True
+            ctx.save_for_backward(p, t, s, weight, keep, factor_t, *((None,) * len(grads)), scale_t)
+        else:
+            inputs = (p, t) if s is None else (p, t, s)
+            owned = _owners(form, grads, inputs)
+            ctx.whole = _whole(form, owned, inputs)
+            saved = [None if o is not None else g for g, o in zip(grads, owned, strict=True)]
+            ctx.save_for_backward(p, t, s, weight, keep, factor_t, *saved, scale_t)
         ctx.owned = owned
-        saved = tuple(None if o is not None else g for g, o in zip(grads, owned, strict=True))
-        ctx.save_for_backward(p, t, s, weight, keep, factor_t, *saved, scale_t)
-        ctx.plan = plan._replace(result=None)  # the buffers: owned or saved, not kept here
+        ctx.plan = plan
+        ctx.meta = (prep.shape, prep.reduction, prep.upcast, prep.weight_checked)
+        return value
 
     @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor, *_: Any) -> tuple[Any, ...]:
-        plan = ctx.plan
-        form = plan.form
-        n, m = form.n_inputs, form.n_args
-        if grad is None:  # only through a non-differentiable output: no gradient
-            return (None,) * 7
-        saved = ctx.saved_tensors
-        tensors, factor_t = _tensors(*saved[:5]), saved[5]
-        buffers, scale_t = list(saved[6 : 6 + m]), saved[6 + m]
-        owned, ctx.owned = ctx.owned, [None] * m
-        needs = ctx.needs_input_grad
-        prep = _prep(plan, tensors)
-        inputs = prep.inputs
-        gs: list[Any]
-        if torch.is_grad_enabled():
-            # create_graph=True: the gradient must itself be differentiable (the Hessian)
-            gs = list(differentiable_gradient(form, prep, grad, factor_t))
-        else:
-            wanted = {form.feeds[i][0] for i in range(n) if needs[i]}
-            if any(buffers[j] is None and owned[j] is None for j in wanted):
-                # a buffer went to an earlier backward through this retained graph:
-                # recompute with the same backend, bit for bit
-                res = plan.backend(form, prep, True)
-                assert res is not None
-                buffers, owned = list(res.grads), [None] * m
-                scale_t, scale = None, res.grad_scale
-                if factor_t is not None:
-                    scale = factor_t * scale
-                if isinstance(scale, torch.Tensor):
-                    scale_t = scale
-                else:
-                    ctx.grad_scale = scale
-            g = scaled(grad, scale_t if scale_t is not None else ctx.grad_scale)
-            one = any(o is not None for o in owned) and _is_one(g)
-            gs = []
-            for j in range(m):
-                if j not in wanted:
-                    gs.append(None)
-                elif owned[j] is not None:
-                    gs.append(owned[j] if one else multiply_into(owned[j], g))
-                else:
-                    gs.append(_times(buffers[j], g, inputs, form, j, needs))
-        grads = input_gradients(form, prep, gs, needs)
-        return (*grads, *((None,) * (3 - n)), None, None, None, None)
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[Any, ...]:
+        owned = ctx.owned
+        if ctx.whole and owned[0] is not None and not torch.is_grad_enabled():
+            # the first backward of a call whose every buffer is owned: hand them on
+            saved = ctx.saved_tensors  # version checks: in-place changes since raise here
+            ctx.owned = [None] * len(owned)
+            scale = ctx.grad_scale
+            g = scaled(grad, saved[-1] if scale is None else scale)
+            if not _is_one(g):
+                for b in owned:
+                    multiply_into(b, g)
+            needs = ctx.needs_input_grad
+            out: list[Any] = [None] * 9
+            for i, (j, sign) in enumerate(ctx.plan.form.feeds):
+                if needs[i]:
+                    out[i] = owned[j] if sign == 1.0 else -owned[j]
+            return tuple(out)
+        return _backward(ctx, grad)
+
+
+def _whole(form: Form, owned: list[Any], inputs: tuple[torch.Tensor, ...]) -> bool:
+    """Whether every buffer is owned and every input has its buffer's shape and dtype (the
+    backward then hands them on, negated where the form feeds an input with -1)."""
+    if any(o is None for o in owned):
+        return False
+    return all(
+        inputs[i].shape == owned[j].shape and inputs[i].dtype == owned[j].dtype
+        for i, (j, _) in enumerate(form.feeds)
+    )
+
+
+def _backward(ctx: Any, grad: torch.Tensor) -> tuple[Any, ...]:
+    """Every other backward: create_graph, a retained graph's second backward (recomputed
+    by the forward's backend, bit for bit), buffers not owned, broadcast inputs."""
+    plan = ctx.plan
+    form = plan.form
+    n, m = form.n_inputs, form.n_args
+    saved = ctx.saved_tensors
+    tensors, factor_t = _tensors(*saved[:5]), saved[5]
+    buffers, scale_t = list(saved[6 : 6 + m]), saved[6 + m]
+    owned, ctx.owned = ctx.owned, [None] * m
+    needs = ctx.needs_input_grad
+    shape, reduction, upcast, weight_checked = ctx.meta
+    inputs = tuple(tensors[:n])
+    prep = Prepared(inputs, shape, tensors[n], tensors[n + 1], reduction, upcast, weight_checked)
+    gs: list[Any]
+    if torch.is_grad_enabled():
+        # create_graph=True: the gradient must itself be differentiable (the Hessian)
+        gs = list(differentiable_gradient(form, prep, grad, factor_t))
+    else:
+        wanted = {form.feeds[i][0] for i in range(n) if needs[i]}
+        if any(buffers[j] is None and owned[j] is None for j in wanted):
+            # a buffer went to an earlier backward through this retained graph:
+            # recompute with the same backend, bit for bit
+            res = plan.backend(form, prep, True)
+            assert res is not None
+            buffers, owned = list(res.grads), [None] * m
+            scale_t, scale = None, res.grad_scale
+            if factor_t is not None:
+                scale = factor_t * scale
+            if isinstance(scale, torch.Tensor):
+                scale_t = scale
+            else:
+                ctx.grad_scale = scale
+        g = scaled(grad, scale_t if scale_t is not None else ctx.grad_scale)
+        one = any(o is not None for o in owned) and _is_one(g)
+        gs = []
+        for j in range(m):
+            if j not in wanted:
+                gs.append(None)
+            elif owned[j] is not None:
+                gs.append(owned[j] if one else multiply_into(owned[j], g))
+            else:
+                gs.append(_times(buffers[j], g, inputs, form, j, needs))
+    grads = input_gradients(form, prep, gs, needs)
+    return (*grads, *((None,) * (3 - n)), None, None, None, None, None, None)
 
 
 def input_gradients(
@@ -427,11 +435,18 @@ def differentiable_gradient(
 _fast_apply: Any = super(torch.autograd.Function, Carrier).apply
 
 
-def apply(plan: Plan, prep: Prepared, factor_t: Any = None) -> torch.Tensor:
-    """The loss of ``prep`` through the carrier."""
+def apply(
+    plan: Plan,
+    prep: Prepared,
+    factor_t: Any = None,
+    result: Result | None = None,
+    compiling: bool = False,
+) -> torch.Tensor:
+    """The loss of ``prep`` through the carrier (``result``: the backend's, already run;
+    ``compiling``: under torch.compile, as the call's facts say)."""
     inputs = prep.inputs
     s = inputs[2] if len(inputs) == 3 else None
-    args = (inputs[0], inputs[1], s, prep.weight, prep.keep, factor_t, plan)
-    if torch.compiler.is_compiling():
-        return Carrier.apply(*args)[0]  # type: ignore[no-untyped-call,no-any-return]
-    return _fast_apply(*args)[0]  # type: ignore[no-any-return]
+    args = (inputs[0], inputs[1], s, prep.weight, prep.keep, factor_t, plan, prep, result)
+    if compiling:
+        return Carrier.apply(*args)  # type: ignore[no-untyped-call,no-any-return]
+    return _fast_apply(*args)  # type: ignore[no-any-return]

@@ -24,7 +24,7 @@ from .._numerics import DOT_BLOCKED_FROM
 from .._validate import is_traced
 from ..losses import AbsoluteError, Form, Huber, Loss, SmoothL1, SquaredError
 
-__all__ = ["NATIVE", "native", "native_ok", "native_weighted"]
+__all__ = ["NATIVE", "OPS", "native", "native_ok", "native_weighted", "op_of"]
 
 _nn: Any = torch._C._nn
 
@@ -53,6 +53,25 @@ def native_ok(form: Form) -> str | None:
             "smooth_l1 with beta < 1/2 (PyTorch's r²/(2 beta) underflows where regloss's does not)"
         )
     return None
+
+
+#: loss class -> (PyTorch's op, the names of the loss's parameters it takes after the
+#: reduction): what the route calls without a wrapper
+OPS: dict[type[Loss], tuple[Any, tuple[str, ...]]] = {
+    SquaredError: (_nn.mse_loss, ()),
+    AbsoluteError: (_nn.l1_loss, ()),
+    Huber: (_nn.huber_loss, ("delta",)),
+    SmoothL1: (_nn.smooth_l1_loss, ("beta",)),
+}
+
+
+def op_of(form: Form) -> tuple[Any, tuple[Any, ...]] | None:
+    """(PyTorch's op, the loss's parameters it takes) for a form of a loss in OPS."""
+    found = OPS.get(type(form.definition))
+    if found is None:
+        return None
+    op, names = found
+    return op, tuple(getattr(form.definition, n) for n in names)
 
 
 def native(form: Form, prediction: torch.Tensor, target: torch.Tensor, red: int) -> torch.Tensor:

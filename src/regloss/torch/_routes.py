@@ -21,7 +21,7 @@ Rows 3, 4, 8 and 9 run through the one autograd carrier (``_carrier.py``).
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any
 
 import torch
 
@@ -34,12 +34,11 @@ from .._thresholds import value as threshold
 from .._validate import Prepared, check_scale_input, check_tensor, has_negative, prepare
 from ..losses import AbsoluteError, AutodiffForm, Form, Huber, SmoothL1
 from . import _carrier, _distributed, _native
-from ._carrier import Meta, Plan
+from ._carrier import Plan
 from ._ops import make_op
 
 __all__ = ["OP", "TABLE", "Facts", "call", "explain_call", "facts_of"]
 
-_FLOATS = frozenset((torch.float32, torch.float64))
 _NAMES = {
     torch.float32: "float32",
     torch.float64: "float64",
@@ -48,9 +47,49 @@ _NAMES = {
 }
 
 
-class Facts(NamedTuple):
-    """What a torch call is, from metadata: the route table's input."""
+_T = torch.Tensor
+_UNREAD = object()
+_is_compiling = torch.compiler.is_compiling
+_functorch = torch._C._are_functorch_transforms_active
+_autocast = torch._C._is_any_autocast_enabled
+_grad_enabled = torch.is_grad_enabled
 
+
+class Facts:
+    """What a torch call is, from metadata: the route table's input, one record.
+
+    The first group (form, tensors, dtype, device, numel, same_shape, weight, mask,
+    nan_policy, reduction, distributed) is read when the record is made; the second
+    (compiling, contiguous, grad, functorch, params_grad, aliased, readable) when a row
+    first asks for one of them: PyTorch's own losses at small sizes need only the first,
+    and a step there costs about a microsecond per ten attribute reads.
+    """
+
+    __slots__ = (
+        "_c_kernel",
+        "_compiling",
+        "_contiguous",
+        "_functorch",
+        "_grad",
+        "_inputs",
+        "_mask",
+        "_more",
+        "_params_grad",
+        "_readable",
+        "_weight",
+        "device",
+        "distributed",
+        "dtype",
+        "form",
+        "mask",
+        "nan_policy",
+        "numel",
+        "reduction",
+        "same_shape",
+        "tensors",
+        "weight",
+    )
+    #: the regloss Form of the call
     form: Form
     #: prediction, target (scale input, weight) all plain ``torch.Tensor`` (not a
     #: subclass, a FakeTensor or another type)
@@ -62,115 +101,156 @@ class Facts(NamedTuple):
     numel: int
     #: every input of one shape (no broadcasting)
     same_shape: bool
-    #: every input (and a weight) contiguous
-    contiguous: bool
     #: 'none'; 'full' (a tensor of the prediction's shape and dtype, no grad); 'grad' (it
     #: requires grad); 'other' (per sample, another dtype)
     weight: str
     mask: bool
     nan_policy: str
     reduction: str
-    #: grad mode is on and an input requires grad
-    grad: bool
-    compiling: bool
-    functorch: bool
-    autocast: bool
-    #: a parameter of the loss is a tensor that requires grad
-    params_grad: bool
-    #: one tensor passed twice (read only while compiling, where it matters)
-    aliased: bool
     #: 'global_mean' under an initialised process group
     distributed: bool
-    #: the values can be read on the host (not meta, fake, compiling or torch.func)
-    readable: bool
 
+    def __init__(self, form: Form, inputs: tuple[Any, ...], options: Options) -> None:
+        self.form = form
+        self._inputs = inputs
+        self._c_kernel: Any = _UNREAD
+        self._weight = weight = options.weight
+        self._mask = options.mask
+        self.mask = options.mask is not None
+        self.nan_policy = options.nan_policy
+        red = options.reduction
+        self.reduction = red.name
+        self.distributed = red.all_reduced and _distributed.initialised()
+        self._more = False
+        p, t = inputs[0], inputs[1]
+        s = inputs[2] if len(inputs) == 3 else None
+        tensors = type(p) is _T and type(t) is _T and (s is None or type(s) is _T)
+        if not tensors and not (
+            isinstance(p, _T) and isinstance(t, _T) and (s is None or isinstance(s, _T))
+        ):
+            # not tensors: facts that only the eager row takes (it raises the checks' error)
+            self.tensors, self.dtype, self.device, self.numel = False, "other", "cpu", 0
+            self.same_shape, self.weight = False, "other"
+            self._more, self._contiguous, self._grad, self._functorch = True, False, False, False
+            self._params_grad, self._readable = False, False
+            self._compiling = _is_compiling()
+            return
+        dt, shape = p.dtype, p.shape
+        if s is None:
+            one = t.dtype is dt
+            self.same_shape = t.shape == shape
+        else:
+            one = t.dtype is dt and s.dtype is dt
+            self.same_shape = t.shape == shape and s.shape == shape
+        self.dtype = _NAMES.get(dt, "other") if one else "other"
+        self.device = "cpu" if p.is_cpu else p.device.type
+        self.numel = p.numel()
+        if weight is None:
+            self.weight = "none"
+        elif not isinstance(weight, _T):
+            self.weight = "other"
+        elif weight.requires_grad:
+            self.weight = "grad"
+        elif weight.dtype is dt and weight.shape == shape:
+            self.weight = "full"
+            tensors = tensors and type(weight) is _T
+        else:
+            self.weight = "other"
+        self.tensors = tensors
 
-class _Call(NamedTuple):
-    form: Form
-    inputs: tuple[Any, ...]
-    options: Options
+    def _read_more(self) -> None:
+        """The second group (see the class docstring)."""
+        inputs = self._inputs
+        p, t = inputs[0], inputs[1]
+        s = inputs[2] if len(inputs) == 3 else None
+        if s is None:
+            contiguous = p.is_contiguous() and t.is_contiguous()
+            grad = _grad_enabled() and (p.requires_grad or t.requires_grad)
+        else:
+            contiguous = p.is_contiguous() and t.is_contiguous() and s.is_contiguous()
+            grad = _grad_enabled() and (p.requires_grad or t.requires_grad or s.requires_grad)
+        if self.weight == "full":
+            contiguous = contiguous and self._weight.is_contiguous()
+        self._contiguous, self._grad = contiguous, grad
+        self._functorch = functorch = _functorch()
+        self._compiling = compiling = _is_compiling()
+        form = self.form
+        self._params_grad = not form.plain and form.params_need_grad()
+        self._readable = self.tensors and not (compiling or functorch or self.device == "meta")
+        self._more = True
+
+    @property
+    def compiling(self) -> bool:
+        """Under torch.compile (Dynamo tracing)."""
+        if not self._more:
+            self._read_more()
+        return self._compiling
+
+    @property
+    def contiguous(self) -> bool:
+        """Every input (and a weight) contiguous."""
+        if not self._more:
+            self._read_more()
+        return self._contiguous
+
+    @property
+    def grad(self) -> bool:
+        """Grad mode is on and an input requires grad."""
+        if not self._more:
+            self._read_more()
+        return self._grad
+
+    @property
+    def functorch(self) -> bool:
+        """A torch.func transform is active."""
+        if not self._more:
+            self._read_more()
+        return self._functorch
+
+    @property
+    def params_grad(self) -> bool:
+        """A parameter of the loss is a tensor that requires grad."""
+        if not self._more:
+            self._read_more()
+        return self._params_grad
+
+    @property
+    def readable(self) -> bool:
+        """The values can be read on the host (not meta, fake, compiling or torch.func)."""
+        if not self._more:
+            self._read_more()
+        return self._readable
+
+    @property
+    def aliased(self) -> bool:
+        """One tensor passed twice (read only while compiling, where it matters)."""
+        return self.compiling and _aliased(self._inputs, self._weight, self._mask)
+
+    _FIELDS = (
+        "tensors", "dtype", "device", "numel", "same_shape", "contiguous", "weight", "mask",
+        "nan_policy", "reduction", "grad", "compiling", "functorch", "params_grad", "aliased",
+        "distributed", "readable",
+    )  # fmt: skip
+
+    def asdict(self) -> dict[str, Any]:
+        """Every fact, read now."""
+        return {name: getattr(self, name) for name in self._FIELDS}
+
+    def __repr__(self) -> str:
+        facts = ", ".join(f"{k}={v!r}" for k, v in self.asdict().items())
+        return f"Facts({self.form!r}, {facts})"
 
 
 def facts_of(form: Form, inputs: tuple[Any, ...], options: Options) -> Facts:
     """The facts of a call, from metadata; never raises (unchecked inputs give facts that
     only the eager row accepts, and it raises the checked error)."""
-    p = inputs[0]
-    T = torch.Tensor
-    tensors = all(type(x) is T for x in inputs)
-    weight = options.weight
-    red = options.reduction
-    compiling = torch.compiler.is_compiling()
-    distributed = red.all_reduced and _distributed.initialised()
-    if not tensors and not all(isinstance(x, T) for x in inputs):
-        return Facts(
-            form,
-            False,
-            "other",
-            "cpu",
-            0,
-            False,
-            False,
-            "other",
-            options.mask is not None,
-            options.nan_policy,
-            red.name,
-            False,
-            compiling,
-            False,
-            False,
-            False,
-            False,
-            distributed,
-            False,
-        )
-    dt = p.dtype
-    one = all(x.dtype is dt for x in inputs)
-    shape = p.shape
-    same = all(x.shape == shape for x in inputs)
-    contiguous = all(x.is_contiguous() for x in inputs)
-    if weight is None:
-        wkind = "none"
-    elif not isinstance(weight, T):
-        wkind = "other"
-    elif weight.requires_grad:
-        wkind = "grad"
-    elif weight.dtype is dt and weight.shape == shape:
-        wkind = "full"
-        contiguous = contiguous and weight.is_contiguous()
-        tensors = tensors and type(weight) is T
-    else:
-        wkind = "other"
-    grad = torch.is_grad_enabled() and any(x.requires_grad for x in inputs)
-    functorch = torch._C._are_functorch_transforms_active()
-    device = "cpu" if p.is_cpu else p.device.type
-    readable = tensors and not (compiling or functorch or device == "meta")
-    return Facts(
-        form,
-        tensors,
-        _NAMES.get(dt, "other") if one else "other",
-        device,
-        p.numel(),
-        same,
-        contiguous,
-        wkind,
-        options.mask is not None,
-        options.nan_policy,
-        red.name,
-        grad,
-        compiling,
-        functorch,
-        torch._C._is_any_autocast_enabled(),
-        form.params_need_grad(),
-        compiling and _aliased(inputs, weight, options.mask),
-        distributed,
-        readable,
-    )
+    return Facts(form, inputs, options)
 
 
-def _aliased(*groups: Any) -> bool:
+def _aliased(inputs: tuple[Any, ...], weight: Any, mask: Any) -> bool:
     """Whether one tensor is passed twice (Dynamo cannot trace an autograd.Function given
     one tensor twice, e.g. the prediction also as the log-variance)."""
-    tensors = [x for x in (*groups[0], *groups[1:]) if x is not None]
+    tensors = [x for x in (*inputs, weight, mask) if x is not None]
     return len({id(x) for x in tensors}) < len(tensors)
 
 
@@ -183,9 +263,7 @@ def _plain_options(f: Facts) -> str | None:
     return None
 
 
-def _kernel(f: Facts) -> Any:
-    dtype = torch.float32 if f.dtype == "float32" else torch.float64
-    return _cpu.kernel_for(f.form, dtype)
+_TORCH_DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
 #: the size from which the generated CPU kernel beats PyTorch's own loss, per loss class
@@ -200,8 +278,20 @@ _C_OVER_NATIVE = {
 # --- when each route applies --------------------------------------------------------------
 
 
-def _when_native_common(f: Facts) -> str | None:
-    why = _native.native_ok(f.form)
+def _native_of(form: Form) -> tuple[str | None, str | None, Any]:
+    """(why PyTorch has no loss of this form, or None; the threshold where the generated
+    kernel takes over from it; PyTorch's op), read once per form."""
+    found = form.__dict__.get("_native")
+    if found is None:
+        cls = type(form.definition)
+        found = (_native.native_ok(form), _C_OVER_NATIVE.get(cls), _native.op_of(form))
+        if not _is_compiling():  # Dynamo reads a new attribute as a mutation
+            object.__setattr__(form, "_native", found)
+    return found
+
+
+def _when_native_common(f: Facts, why: str | None) -> str | None:
+    """What both native rows need (``why``: the form's own answer, cached)."""
     if why is not None:
         return why
     if f.dtype not in ("float32", "float64"):  # (subclasses too: PyTorch's op takes them)
@@ -212,14 +302,16 @@ def _when_native_common(f: Facts) -> str | None:
         return f"reduction {f.reduction!r} (PyTorch's losses have none, mean and sum)"
     if f.distributed:
         return "'global_mean' under torch.distributed (its count is all-reduced)"
-    return _plain_options(f)
+    if f.mask or f.nan_policy != "propagate":
+        return "a mask or nan_policy other than 'propagate'"
+    return None
 
 
-def _generated_faster(f: Facts) -> str | None:
-    """Why a generated kernel serves this size instead of PyTorch's (None: it does not)."""
-    if f.reduction == "none":
+def _generated_faster(f: Facts, key: str | None) -> str | None:
+    """Why a generated kernel serves this size instead of PyTorch's (None: it does not);
+    ``key``: the threshold of the form's class on the CPU."""
+    if f.reduction == "none" or (key is None and f.device not in _kernels.TRITON_DEVICES):
         return None
-    key = _C_OVER_NATIVE.get(type(f.form.definition))
     small = _NEVER if key is None or f.device != "cpu" else threshold(key)
     if f.numel >= small and _when_c_kernel(f) is None:
         return f"the generated C kernel is faster from {small} elements ({key})"
@@ -230,16 +322,34 @@ def _generated_faster(f: Facts) -> str | None:
     return None
 
 
+_NATIVE_FLOATS = frozenset(("float32", "float64"))
+_NATIVE_REDUCTIONS = frozenset(("none", "mean", "sum"))
+
+
 def _when_native(f: Facts) -> str | None:
     if f.weight != "none":
         return "a weight (torch_native_weighted takes full-shaped ones)"
-    return _when_native_common(f) or _generated_faster(f)
+    why, key, _ = f.form.__dict__.get("_native") or _native_of(f.form)
+    if (
+        why is not None
+        or f.dtype not in _NATIVE_FLOATS
+        or not f.same_shape
+        or not f.numel
+        or f.reduction not in _NATIVE_REDUCTIONS
+        or f.distributed
+        or f.mask
+        or f.nan_policy != "propagate"
+    ):
+        return _when_native_common(f, why)  # (the reason)
+    if key is None and f.device not in _kernels.TRITON_DEVICES:
+        return None  # no generated kernel is measured faster than PyTorch's here
+    return _generated_faster(f, key)
 
 
 def _when_native_weighted(f: Facts) -> str | None:
     if f.weight != "full":
         return "no weight of the prediction's shape and dtype without grad"
-    why = _when_native_common(f)
+    why = _when_native_common(f, _native_of(f.form)[0])
     if why is not None:
         return why
     if f.reduction == "mean" and not f.readable:
@@ -266,22 +376,31 @@ def _when_c_kernel(f: Facts) -> str | None:
         return "not plain CPU tensors"
     if f.compiling:
         return "compiling (the compile_op row runs this kernel in the graph)"
+    why = f._c_kernel  # the weighted row asks first, then the table: one answer per call
+    if why is _UNREAD:
+        why = f._c_kernel = _c_kernel_reason(f)
+    return why  # type: ignore[no-any-return]
+
+
+def _c_kernel_reason(f: Facts) -> str | None:
     if "cpu" in _kernels.TRITON_DEVICES:
         return "the CPU is served by the Triton interpreter (tests)"
-    why = _eager_context(f) or _plain_options(f)
-    if why is not None:
-        return why
+    if f.params_grad or f.functorch or f.weight == "grad":
+        return _eager_context(f)
+    if f.mask or f.nan_policy != "propagate":
+        return "a mask or nan_policy other than 'propagate'"
     if f.reduction == "none":
         return "reduction='none' (the kernel reduces)"
-    if f.weight not in ("none", "full"):
+    if f.weight == "other":
         return "weights of another shape or dtype than the prediction's"
     if not (f.same_shape and f.contiguous) or f.dtype not in ("float32", "float64"):
         return "inputs not all contiguous float32/float64 tensors of one shape and dtype"
-    if f.form.slope is not None:
+    form = f.form
+    if form.slope is not None:
         return "a linear gradient: eager keeps the residual as the gradient, no pass"
-    if f.form.depends_on_position():
-        return "the loss differs by position (per-element parameters)"
-    if _kernel(f) is None:
+    if not form.kernel_eligible:
+        return "the loss differs by position, or is not a registered class"
+    if _cpu.kernel_for(form, _TORCH_DTYPES[f.dtype]) is None:
         return "no generated kernel for this loss and dtype (see regloss._kernels.c.status())"
     return None
 
@@ -362,14 +481,13 @@ def _when_eager(f: Facts) -> str | None:
 # --- how each runs ------------------------------------------------------------------------
 
 
-def _prep_plain(call: _Call, f: Facts) -> Prepared:
+def _prep_plain(f: Facts, inputs: tuple[Any, ...], o: Options) -> Prepared:
     """The checked-inputs record of a call whose facts already prove it valid (plain
     tensors of one float dtype and shape, a full-shaped weight or none, no mask): the
     weights' values are left to the kernel (``weight_checked`` False)."""
-    o = call.options
     return Prepared(
-        call.inputs,
-        tuple(call.inputs[0].shape),
+        inputs,
+        tuple(inputs[0].shape),
         o.weight,
         None,
         o.reduction,
@@ -378,40 +496,35 @@ def _prep_plain(call: _Call, f: Facts) -> Prepared:
     )
 
 
-def _prep_checked(call: _Call) -> Prepared:
+def _prep_checked(f: Facts, inputs: tuple[Any, ...], o: Options) -> Prepared:
     """The inputs through :func:`regloss._validate.prepare` (every check, every error)."""
-    inputs, o = call.inputs, call.options
     check_tensor("input", inputs[0])
     check_tensor("target", inputs[1])
     check_tensor("weight", o.weight, optional=True)
     check_tensor("mask", o.mask, optional=True)
     prep = prepare(torch, inputs[0], inputs[1], o)
-    if call.form.n_inputs == 3:
+    form = f.form
+    if form.n_inputs == 3:
         s = inputs[2]
-        name = call.form.definition.scale_input
+        name = form.definition.scale_input
         if isinstance(s, (int, float)) and not isinstance(s, bool):
             # a Python number (torch accepts var=0.5): one value for every element
             s = torch.full((), float(s), dtype=prep.prediction.dtype, device=inputs[0].device)
         check_tensor(name, s)
-        s = check_scale_input(torch, name, s, prep.shape, log_input=call.form.log_input)  # type: ignore[attr-defined]
+        s = check_scale_input(torch, name, s, prep.shape, log_input=form.log_input)  # type: ignore[attr-defined]
         prep = prep._replace(inputs=(*prep.inputs, s))
     return prep
 
 
-def _run_native(call: _Call, f: Facts) -> torch.Tensor:
-    p, t = call.inputs[0], call.inputs[1]
-    return _native.native(call.form, p, t, _enum(call))
+def _run_native(f: Facts, inputs: tuple[Any, ...], o: Options) -> torch.Tensor:
+    form = f.form
+    op, params = (form.__dict__.get("_native") or _native_of(form))[2]
+    return op(inputs[0], inputs[1], o.reduction.torch_enum, *params)  # type: ignore[no-any-return]
 
 
-def _enum(call: _Call) -> int:
-    red = call.options.reduction
-    assert red.torch_enum is not None
-    return red.torch_enum
-
-
-def _run_native_weighted(call: _Call, f: Facts) -> torch.Tensor | None:
-    p, t = call.inputs[0], call.inputs[1]
-    return _native.native_weighted(call.form, p, t, call.options.weight, _enum(call))
+def _run_native_weighted(f: Facts, inputs: tuple[Any, ...], o: Options) -> torch.Tensor | None:
+    red: Any = o.reduction.torch_enum
+    return _native.native_weighted(f.form, inputs[0], inputs[1], o.weight, red)
 
 
 def _factor(prep: Prepared, f: Facts) -> Any:
@@ -419,22 +532,25 @@ def _factor(prep: Prepared, f: Facts) -> Any:
 
 
 def _through_carrier(
-    call: _Call, f: Facts, prep: Prepared, backend: Any, result: Result | None = None
+    f: Facts,
+    prep: Prepared,
+    backend: Any,
+    result: Result | None = None,
+    fresh: bool = False,
 ) -> torch.Tensor:
     """The loss from ``backend`` (already run: ``result``), through the carrier where a
     gradient is wanted; autocast is off inside (the loss runs in float32 or wider, as in
     autocast's policy for losses)."""
     factor_t = _factor(prep, f)
     if not f.grad:
-        res = result if result is not None else backend(call.form, prep, False)
+        res = result if result is not None else backend(f.form, prep, False)
         value = _carrier.scaled(res.total, res.value_scale)
         return value if factor_t is None else value * factor_t.to(value.dtype)
-    meta = Meta(prep.shape, prep.reduction, prep.upcast, prep.weight_checked)
-    plan = Plan(call.form, meta, backend, result)
-    if f.autocast:
+    plan = Plan(f.form, backend, fresh)
+    if _autocast():  # not a routing fact: every route that gets here turns it off
         with torch.autocast(device_type=prep.prediction.device.type, enabled=False):
-            return _carrier.apply(plan, prep, factor_t)
-    return _carrier.apply(plan, prep, factor_t)
+            return _carrier.apply(plan, prep, factor_t, result, f.compiling)
+    return _carrier.apply(plan, prep, factor_t, result, f.compiling)
 
 
 def _c_backend(form: Form, prep: Prepared, need_grad: bool) -> Result | None:
@@ -443,15 +559,15 @@ def _c_backend(form: Form, prep: Prepared, need_grad: bool) -> Result | None:
     return _cpu.forward(k, torch, prep, need_grad)
 
 
-def _run_c_kernel(call: _Call, f: Facts) -> torch.Tensor | None:
-    prep = _prep_plain(call, f)
-    form = call.form
+def _run_c_kernel(f: Facts, inputs: tuple[Any, ...], o: Options) -> torch.Tensor | None:
+    prep = _prep_plain(f, inputs, o)
+    form = f.form
     if form.n_inputs == 3 and not form.log_input and has_negative(torch, prep.inputs[2]):  # type: ignore[attr-defined]
         return None  # a negative variance or scale: the eager row raises its error
     res = _c_backend(form, prep, f.grad)  # outside autograd: it may decline
     if res is None:
         return None  # the weights' values: on down the table
-    return _through_carrier(call, f, prep, _c_backend, res)
+    return _through_carrier(f, prep, _c_backend, res, fresh=True)
 
 
 def _triton_backend(form: Form, prep: Prepared, need_grad: bool) -> Result:
@@ -460,8 +576,8 @@ def _triton_backend(form: Form, prep: Prepared, need_grad: bool) -> Result:
     return tk.run(form, prep, need_grad)  # type: ignore[no-any-return]
 
 
-def _run_triton(call: _Call, f: Facts) -> torch.Tensor:
-    return _through_carrier(call, f, _prep_checked(call), _triton_backend)
+def _run_triton(f: Facts, inputs: tuple[Any, ...], o: Options) -> torch.Tensor:
+    return _through_carrier(f, _prep_checked(f, inputs, o), _triton_backend)
 
 
 def _backend_for(form: Form, prep: Prepared) -> Any:
@@ -478,22 +594,22 @@ def _backend_for(form: Form, prep: Prepared) -> Any:
 OP = make_op(lambda form, prep: _backend_for(form, prep))
 
 
-def _run_compile_op(call: _Call, f: Facts) -> torch.Tensor:
-    prep = _prep_checked(call)
+def _run_compile_op(f: Facts, inputs: tuple[Any, ...], o: Options) -> torch.Tensor:
+    prep = _prep_checked(f, inputs, o)
     red = prep.reduction
-    return OP(list(prep.inputs), call.form.kind, call.form.key, red.name)[0]  # type: ignore[no-any-return]
+    return OP(list(prep.inputs), f.form.kind, f.form.key, red.name)[0]  # type: ignore[no-any-return]
 
 
-def _run_autodiff(call: _Call, f: Facts) -> torch.Tensor:
-    prep = _prep_checked(call)
-    value = _eager.forward(AutodiffForm(call.form), torch, prep, False).value
+def _run_autodiff(f: Facts, inputs: tuple[Any, ...], o: Options) -> torch.Tensor:
+    prep = _prep_checked(f, inputs, o)
+    value = _eager.forward(AutodiffForm(f.form), torch, prep, False).value
     factor_t = _factor(prep, f)
     return value if factor_t is None else value * factor_t.to(value.dtype)  # type: ignore[no-any-return]
 
 
-def _run_composite(call: _Call, f: Facts) -> torch.Tensor:
-    prep = _prep_checked(call)
-    return _carrier.composite(call.form, prep, _factor(prep, f))
+def _run_composite(f: Facts, inputs: tuple[Any, ...], o: Options) -> torch.Tensor:
+    prep = _prep_checked(f, inputs, o)
+    return _carrier.composite(f.form, prep, _factor(prep, f))
 
 
 def _eager_blocked(form: Form, prep: Prepared, need_grad: bool) -> Result:
@@ -504,12 +620,12 @@ def _eager_backend(form: Form, prep: Prepared, need_grad: bool) -> Result:
     return _eager.forward(form, torch, prep, need_grad)
 
 
-def _run_eager_blocked(call: _Call, f: Facts) -> torch.Tensor:
-    return _through_carrier(call, f, _prep_checked(call), _eager_blocked)
+def _run_eager_blocked(f: Facts, inputs: tuple[Any, ...], o: Options) -> torch.Tensor:
+    return _through_carrier(f, _prep_checked(f, inputs, o), _eager_blocked)
 
 
-def _run_eager(call: _Call, f: Facts) -> torch.Tensor:
-    return _through_carrier(call, f, _prep_checked(call), _eager_backend)
+def _run_eager(f: Facts, inputs: tuple[Any, ...], o: Options) -> torch.Tensor:
+    return _through_carrier(f, _prep_checked(f, inputs, o), _eager_backend)
 
 
 #: the backends behind the carrier's rows, by route (the compile op's run-time choice)
@@ -586,14 +702,21 @@ def call(form: Form, inputs: tuple[Any, ...], options: Options) -> torch.Tensor:
     applies."""
     if options.reduction.all_reduced and not _distributed.initialised():
         options = options._replace(reduction=get_reduction("mean"))  # no process group
-    c = _Call(form, inputs, options)
     f = facts_of(form, inputs, options)
-    route = TABLE.choose(f)
-    out = route.run(c, f)
+    if TABLE._forced or TABLE._env:
+        route = TABLE.choose(f)
+    else:  # TABLE.choose, written out: this runs on every call
+        for route in _ROUTES:
+            if route.when(f) is None:
+                break
+    out = route.run(f, inputs, options)
     while out is None:  # the weights' values: on down the table
         route = TABLE.after(route, f)
-        out = route.run(c, f)
+        out = route.run(f, inputs, options)
     return out  # type: ignore[no-any-return]
+
+
+_ROUTES = TABLE.routes
 
 
 def explain_call(form: Form, inputs: tuple[Any, ...], options: Options) -> Explanation:

@@ -35,7 +35,7 @@ from .._frontend import OPTION_DOC, loss_signature_params, torch_names
 from .._reduction import TORCH_REDUCTIONS, Options, get_reduction
 from .._typing import NanPolicy, QuantileLevels
 from .._typing import TorchReduction as Reduction
-from ..losses import Loss, PairLoss, form_of, registered, resolve_definition
+from ..losses import Form, Loss, PairLoss, form_of, registered, resolve_definition
 from ._routes import TABLE, call, explain_call
 
 __all__ = ["explain", "loss", "use_route", *torch_names()]
@@ -75,7 +75,9 @@ def _evaluate(
     nan_policy: str,
     broadcast: bool,
 ) -> Tensor:
-    options = _options(reduction, weight, mask, nan_policy, broadcast)
+    options = Options(
+        get_reduction(reduction, TORCH_REDUCTIONS), weight, mask, nan_policy, broadcast
+    )
     return call(form_of(spec), (input, target), options)
 
 
@@ -144,26 +146,34 @@ def _legacy_reduction(size_average: bool | None, reduce: bool | None, reduction:
     return legacy
 
 
-_SPECS: dict[tuple[Any, ...], Loss | PairLoss] = {}
+_FORMS: dict[tuple[Any, ...], Form] = {}
 
 
 def _spec(name: str, params: dict[str, Any]) -> Loss | PairLoss:
-    """The loss object for ``name`` and ``params``, cached (constructing one costs
+    """The loss object for ``name`` and ``params`` (cached with its form)."""
+    return _form(name, params).definition  # type: ignore[no-any-return]
+
+
+def _form(name: str, params: dict[str, Any]) -> Form:
+    """The form of the loss ``name`` with ``params``, cached (constructing a loss costs
     microseconds; the parameters of a training loop rarely change)."""
-    if torch.compiler.is_compiling() or any(hasattr(v, "shape") for v in params.values()):
-        # traced, or array/tensor parameters (tensors hash by identity: caching them would
-        # keep them, and their autograd history, alive)
-        return resolve_definition(name, params)
+    for v in params.values():  # (a loop: a generator here costs a microsecond a call)
+        if hasattr(v, "shape"):
+            # array/tensor parameters: not cached (tensors hash by identity: caching them
+            # would keep them, and their autograd history, alive)
+            return form_of(resolve_definition(name, params))
     try:
         key = (name, *params.items())
-        spec = _SPECS.get(key)
+        form = _FORMS.get(key)
     except TypeError:  # unhashable parameter values
-        return resolve_definition(name, params)
-    if spec is None:
-        if len(_SPECS) > 1024:
-            _SPECS.clear()
-        spec = _SPECS[key] = resolve_definition(name, params)
-    return spec
+        return form_of(resolve_definition(name, params))
+    if form is None:
+        form = form_of(resolve_definition(name, params))
+        if not torch.compiler.is_compiling():  # (Dynamo: no side effects while tracing)
+            if len(_FORMS) > 1024:
+                _FORMS.clear()
+            _FORMS[key] = form
+    return form
 
 
 def _call(
@@ -177,9 +187,16 @@ def _call(
     nan_policy: str,
     broadcast: bool,
 ) -> Tensor:
-    return _evaluate(
-        _spec(name, params), input, target, reduction, weight, mask, nan_policy, broadcast
-    )
+    red = _REDUCTIONS.get(reduction) if type(reduction) is str else None
+    if red is None:
+        red = get_reduction(reduction, TORCH_REDUCTIONS)  # (raises the error)
+    # tuple.__new__: Options(...) is one Python call more on every call
+    options = _NEW(Options, (red, weight, mask, nan_policy, broadcast))
+    return call(_form(name, params), (input, target), options)
+
+
+_REDUCTIONS = {name: get_reduction(name, TORCH_REDUCTIONS) for name in TORCH_REDUCTIONS}
+_NEW: Any = tuple.__new__
 
 
 @functools.cache

@@ -7,7 +7,9 @@ keywords (``log_var``, ``beta``, ``weight``, ``mask``, ``nan_policy``, ``broadca
 
 Examples
 --------
->>> import torch
+>>> from typing import Any
+
+import torch
 >>> from regloss.torch import gaussian_nll_loss
 >>> pred, target = torch.tensor([1.5, 2.0, 4.0]), torch.tensor([1.0, 2.0, 3.0])
 >>> gaussian_nll_loss(pred, target, torch.ones(3))  # MSE / 2 with unit variance
@@ -16,18 +18,39 @@ tensor(0.2083)
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from .._reduction import TORCH_REDUCTIONS, Options, check_reduction, get_reduction
 from .._validate import check_nan_policy
-from ..losses import GaussianNLL, LaplaceNLL, NLLLoss, form_of
+from ..losses import Form, GaussianNLL, LaplaceNLL, NLLLoss, form_of
 from ._routes import call
 
 __all__ = ["GaussianNLLLoss", "LaplaceNLLLoss", "gaussian_nll_loss", "laplace_nll_loss"]
 
 
+_FORMS: dict[tuple[Any, ...], Form] = {}
+
+
+def _form(cls: type[NLLLoss], log_input: bool, **params: Any) -> Form:
+    """The form of ``cls(**params)`` with its scale input or its log, cached (constructing
+    and checking a loss costs microseconds on every step otherwise)."""
+    key = (cls, log_input, *params.items())
+    try:
+        found = _FORMS.get(key)
+    except TypeError:  # an unhashable parameter: its error comes from the constructor
+        found = None
+    if found is None:
+        found = form_of(cls(**params), log_input)
+        if len(_FORMS) > 256:
+            _FORMS.clear()
+        _FORMS[key] = found
+    return found
+
+
 def _evaluate(
-    spec: NLLLoss,
+    spec: NLLLoss | Form,
     input: torch.Tensor,
     target: torch.Tensor,
     scale: torch.Tensor | float,
@@ -41,7 +64,8 @@ def _evaluate(
     options = Options(
         get_reduction(reduction, TORCH_REDUCTIONS), weight, mask, nan_policy, broadcast
     )
-    return call(form_of(spec, log_input), (input, target, scale), options)
+    form = spec if isinstance(spec, Form) else form_of(spec, log_input)
+    return call(form, (input, target, scale), options)
 
 
 def gaussian_nll_loss(
@@ -61,9 +85,9 @@ def gaussian_nll_loss(
 ) -> torch.Tensor:
     """Gaussian NLL of ``(input, target)`` = (prediction, target) with predicted ``var``
     (its logarithm with ``log_var=True``); see :class:`regloss.losses.GaussianNLL`."""
-    spec = GaussianNLL(full=full, eps=eps, beta=beta)
+    form = _form(GaussianNLL, log_var, full=full, eps=eps, beta=beta)
     return _evaluate(
-        spec, input, target, var, log_var, reduction, weight, mask, nan_policy, broadcast
+        form, input, target, var, log_var, reduction, weight, mask, nan_policy, broadcast
     )
 
 
@@ -81,9 +105,9 @@ def laplace_nll_loss(
     broadcast: bool = False,
 ) -> torch.Tensor:
     """Laplace NLL log(2b) + |r|/b with predicted scale b (its log with ``log_scale=True``)."""
-    spec = LaplaceNLL(eps=eps)
+    form = _form(LaplaceNLL, log_scale, eps=eps)
     return _evaluate(
-        spec, input, target, scale, log_scale, reduction, weight, mask, nan_policy, broadcast
+        form, input, target, scale, log_scale, reduction, weight, mask, nan_policy, broadcast
     )
 
 
