@@ -29,7 +29,6 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import hand
 from bench_losses import ROBUST_ROWS, SIZES
-
 from regloss._bench import alternate, fmt_seconds, prepare_kernels, size_label, torch_step
 
 ROOT = Path(__file__).resolve().parent.parent
