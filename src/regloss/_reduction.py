@@ -104,6 +104,10 @@ class Reduction:
         num, den = self.ratio(shape)
         return num / den
 
+    def numerator_of(self, shape: tuple[int, ...], numel: int) -> int:
+        """``ratio(shape)[0]`` for a shape of ``numel`` elements (known: no product)."""
+        return numel // shape[0] if self.per_sample else 1
+
     def weighted_scale(self, shape: tuple[int, ...], weight_sum: float) -> float:
         """The scale for full-shaped weights summing to ``weight_sum`` (> 0)."""
         if not self.rescales_weights:

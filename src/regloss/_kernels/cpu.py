@@ -115,23 +115,34 @@ def forward(k: c.CKernel, xp: Any, prep: Prepared, need_grad: bool) -> Result | 
     nt = c.threads() if n >= c.PARALLEL_FROM else 1
     red = prep.reduction
     if need_grad:
-        grads: tuple[Any, ...] = tuple([xp.empty_like(p) for _ in range(k.m)])
-        outs = tuple([g.data_ptr() if torch else g.ctypes.data for g in grads])
+        if k.m == 1:
+            g0 = xp.empty_like(p)
+            grads: tuple[Any, ...] = (g0,)
+            outs: tuple[int, ...] = (g0.data_ptr() if torch else g0.ctypes.data,)
+        else:
+            grads = tuple([xp.empty_like(p) for _ in range(k.m)])
+            outs = tuple([g.data_ptr() if torch else g.ctypes.data for g in grads])
     else:
         grads, outs = (None,) * k.m, ()
+    # the reduction's scale: num / den, with N known here (no product over the shape)
+    rescale = red.rescales_weights
+    num = red.numerator_of(prep.shape, n) if rescale else 1
     if prep.weight is None:
-        gs = red.kernel_scale(prep.shape)
+        gs = num / n if rescale else 1.0
         total = k.fwd(ins, outs, n, gs, nt) if need_grad else k.val(ins, n, nt)
-        return Result(_total(torch, xp, total * gs, dtype), grads, 1.0, 1.0)
+        return _NEW(Result, (_total(torch, xp, total * gs, dtype), grads, 1.0, 1.0))  # type: ignore[no-any-return]
     w = _pointer(prep.weight)
     if need_grad:
-        got = k.fwd_w(ins, w, outs, n, nt, red.numerator(prep.shape))
+        got = k.fwd_w(ins, w, outs, n, nt, float(num) if rescale else 0.0)
     else:
         got = k.val_w(ins, w, n, nt)
-    if not weights_taken(got, red.rescales_weights):
+    if not weights_taken(got, rescale):
         return None
-    scale = red.weighted_scale(prep.shape, got.weight_sum)
-    return Result(_total(torch, xp, got.total * scale, dtype), grads, 1.0, 1.0)
+    scale = num / got.weight_sum if rescale else 1.0
+    return _NEW(Result, (_total(torch, xp, got.total * scale, dtype), grads, 1.0, 1.0))  # type: ignore[no-any-return]
+
+
+_NEW: Any = tuple.__new__  # a NamedTuple without its Python-level __new__
 
 
 def forward_into(k: c.CKernel, form: Form, prep: Prepared, out: Any) -> float:

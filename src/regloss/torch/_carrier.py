@@ -40,6 +40,7 @@ __all__ = [
     "Carrier",
     "Plan",
     "apply",
+    "apply_kernel",
     "composite",
     "differentiable_gradient",
     "grads_of",
@@ -433,6 +434,16 @@ def differentiable_gradient(
 # a small-N training step); eager calls use the C++ apply directly. torch.compile needs
 # Function.apply.
 _fast_apply: Any = super(torch.autograd.Function, Carrier).apply
+
+
+def apply_kernel(plan: Plan, prep: Prepared, factor_t: Any, result: Result) -> torch.Tensor:
+    """:func:`apply` for the kernel rows' eager calls (their result already computed):
+    the carrier's C++ apply, no further checks."""
+    inputs = prep.inputs
+    s = inputs[2] if len(inputs) == 3 else None
+    return _fast_apply(  # type: ignore[no-any-return]
+        inputs[0], inputs[1], s, prep.weight, None, factor_t, plan, prep, result
+    )
 
 
 def apply(

@@ -72,6 +72,7 @@ class Facts:
         "_functorch",
         "_grad",
         "_inputs",
+        "_kernel",
         "_mask",
         "_more",
         "_params_grad",
@@ -109,6 +110,8 @@ class Facts:
     reduction: str
     #: 'global_mean' under an initialised process group
     distributed: bool
+    #: the generated kernel, where the c_kernel row's condition found it
+    _kernel: Any
 
     def __init__(self, form: Form, inputs: tuple[Any, ...], options: Options) -> None:
         self.form = form
@@ -400,7 +403,8 @@ def _c_kernel_reason(f: Facts) -> str | None:
         return "a linear gradient: eager keeps the residual as the gradient, no pass"
     if not form.kernel_eligible:
         return "the loss differs by position, or is not a registered class"
-    if _cpu.kernel_for(form, _TORCH_DTYPES[f.dtype]) is None:
+    k = f._kernel = _cpu.kernel_for(form, _TORCH_DTYPES[f.dtype])
+    if k is None:
         return "no generated kernel for this loss and dtype (see regloss._kernels.c.status())"
     return None
 
@@ -560,14 +564,27 @@ def _c_backend(form: Form, prep: Prepared, need_grad: bool) -> Result | None:
 
 
 def _run_c_kernel(f: Facts, inputs: tuple[Any, ...], o: Options) -> torch.Tensor | None:
-    prep = _prep_plain(f, inputs, o)
     form = f.form
-    if form.n_inputs == 3 and not form.log_input and has_negative(torch, prep.inputs[2]):  # type: ignore[attr-defined]
+    if form.n_inputs == 3 and not form.log_input and has_negative(torch, inputs[2]):  # type: ignore[attr-defined]
         return None  # a negative variance or scale: the eager row raises its error
-    res = _c_backend(form, prep, f.grad)  # outside autograd: it may decline
+    prep = _prep_plain(f, inputs, o)
+    k: Any = f._kernel  # found by the row's condition, which ran before
+    grad = f.grad
+    res = _cpu.forward(k, torch, prep, grad)  # outside autograd: it may decline
     if res is None:
         return None  # the weights' values: on down the table
-    return _through_carrier(f, prep, _c_backend, res, fresh=True)
+    factor_t = _distributed.global_factor(prep) if f.distributed else None
+    if not grad:
+        total: torch.Tensor = res.total
+        return total if factor_t is None else total * factor_t.to(total.dtype)
+    plan = form.__dict__.get("_c_plan")
+    if plan is None:
+        plan = Plan(form, _c_backend, True)
+        object.__setattr__(form, "_c_plan", plan)
+    if _autocast():
+        with torch.autocast(device_type="cpu", enabled=False):
+            return _carrier.apply_kernel(plan, prep, factor_t, res)
+    return _carrier.apply_kernel(plan, prep, factor_t, res)
 
 
 def _triton_backend(form: Form, prep: Prepared, need_grad: bool) -> Result:
